@@ -1,0 +1,198 @@
+"""The task function: one fine-tuning run, the unit that a Hydra sweep repeats.
+
+    python -m bertcmp -m experiment=smoke model=bert,modernbert
+
+The recipe, top to bottom: seed -> data -> tokenizer -> model -> train, validating every epoch -> best
+epoch's weights -> test -> outputs. This is the one place that wires data, model, training and tracking.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+import resource
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+from transformers import set_seed
+
+import bertcmp
+from bertcmp import outputs
+from bertcmp.config import register_configs, validate
+from bertcmp.data import load_splits, make_loader, tokenize_splits
+from bertcmp.errors import BertcmpError
+from bertcmp.model import build_classifier, count_parameters, make_tokenizer
+from bertcmp.tracking import start_run
+from bertcmp.train import EpochRecord, evaluate, fit, resolve_device, resolve_precision
+
+log = logging.getLogger("bertcmp")
+
+register_configs()
+# an absolute path: found the same from a source checkout, an editable install or a wheel, whatever the cwd
+CONFIG_DIR = str(resources.files("bertcmp.conf"))
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+def main(cfg: DictConfig) -> Optional[float]:
+    """Run one job; return its best validation accuracy (what a Hydra sweeper would optimise)."""
+    run = RunInfo.from_hydra(cfg)
+    run.write_status("running")
+    try:
+        return experiment(cfg, run)
+    except BertcmpError as err:
+        run.write_status("failed", error=str(err))
+        log.error("%s", err)
+        sys.exit(1)  # the user's input is wrong: say so in one line, no traceback
+    except KeyboardInterrupt:
+        run.write_status("interrupted", error="interrupted by the user")
+        raise
+    except Exception as err:
+        run.write_status("failed", error=f"{type(err).__name__}: {err}")
+        log.exception("run failed")
+        raise
+
+
+def experiment(cfg: DictConfig, run: "RunInfo") -> float:
+    validate(cfg)  # before anything slow, so a bad value costs nothing
+    set_seed(cfg.seed)
+    device = resolve_device(cfg.trainer.device, run.job_num)
+    dtype = resolve_precision(cfg.trainer.precision, device)
+
+    # data and tokenizer: texts are tokenized once, and the tokens cached for every later run
+    splits = load_splits(cfg.data)
+    tokenizer = make_tokenizer(cfg.model, splits["train"]["text"])
+    encoded = tokenize_splits(splits, tokenizer, cfg.data.max_length, cfg.cache_dir)
+    pad_to = cfg.data.max_length if cfg.data.padding == "max_length" else None
+    eval_batch = cfg.data.eval_batch_size or cfg.data.batch_size
+    train_loader = make_loader(encoded["train"], cfg.data.batch_size, tokenizer.pad_token_id, pad_to,
+                               shuffle=True, seed=cfg.seed)
+    valid_loader = make_loader(encoded["valid"], eval_batch, tokenizer.pad_token_id, pad_to, shuffle=False)
+    test_loader = make_loader(encoded["test"], eval_batch, tokenizer.pad_token_id, pad_to, shuffle=False)
+    log.info("data: %s train / %s valid / %s test examples", *(len(encoded[s]) for s in ("train", "valid", "test")))
+
+    # model: re-seeded so its initialisation does not depend on how much randomness the data path used
+    set_seed(cfg.seed)
+    model = build_classifier(cfg.model, tokenizer, cfg.data.max_length)
+    log.info("model: %s (%s), %.1fM parameters, on %s, %s", cfg.model.name.value,
+             cfg.model.pretrained or "from scratch", count_parameters(model) / 1e6, device,
+             "fp32" if dtype is None else str(dtype).removeprefix("torch."))
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    tracker = start_run(cfg.logger, run.tracked_config(cfg), run.name, run.group, run.dir)
+    try:
+        history: list[EpochRecord] = []
+
+        def on_epoch(record: EpochRecord) -> None:
+            history.append(record)
+            outputs.write_jsonl(run.dir / outputs.HISTORY, [r.to_dict() for r in history])
+            tracker.log_epoch(step=record.step, metrics={
+                "epoch": record.epoch, "valid/accuracy": record.valid_accuracy, "valid/loss": record.valid_loss,
+                "valid/f1": record.valid_f1, "train/epoch_loss": record.train_loss,
+                "train/epoch_accuracy": record.train_accuracy, "epoch_seconds": record.seconds})
+            log.info("epoch %d/%d: train loss %.4f acc %.4f | valid loss %.4f acc %.4f | %.1f s, %.1f examples/s",
+                     record.epoch, cfg.trainer.epochs, record.train_loss, record.train_accuracy, record.valid_loss,
+                     record.valid_accuracy, record.seconds, record.examples / record.train_seconds)
+
+        result = fit(model, train_loader, valid_loader, cfg.trainer, device, on_step=tracker.log_step,
+                     on_epoch=on_epoch)
+
+        # test once, with the weights of the best validation epoch
+        model.load_state_dict(result.best_state)
+        test = evaluate(model, test_loader, device, dtype)
+        outputs.write_predictions(run.dir / outputs.PREDICTIONS, encoded["test"].index, test.labels, test.preds,
+                                  test.prob_pos)
+        if cfg.trainer.save_checkpoint == "best":
+            outputs.write_checkpoint(run.dir / outputs.CHECKPOINT, result.best_state, lambda d: (
+                model.encoder.config.save_pretrained(d), tokenizer.save_pretrained(d)))
+
+        best = result.history[result.best_epoch - 1]
+        train_seconds = sum(r.train_seconds for r in result.history)
+        metrics = {
+            "best_epoch": result.best_epoch,
+            "valid": {"accuracy": best.valid_accuracy, "loss": best.valid_loss, "f1": best.valid_f1},
+            "test": test.metrics(),
+            "train": {
+                "seconds": train_seconds,
+                "examples_per_s": sum(r.examples for r in result.history) / train_seconds,
+                "tokens_per_s": sum(r.tokens for r in result.history) / train_seconds,
+                "padded_tokens_per_s": sum(r.padded_tokens for r in result.history) / train_seconds,
+                "final_loss": result.history[-1].train_loss,
+            },
+            "data": {"name": cfg.data.name, "train": len(encoded["train"]), "valid": len(encoded["valid"]),
+                     "test": len(encoded["test"]), "max_length": cfg.data.max_length},
+            "params": count_parameters(model),
+            "peak_memory_mb": peak_memory_mb(device),
+            "device": str(device),
+            "precision": "fp32" if dtype is None else str(dtype).removeprefix("torch."),
+        }
+        run.write_status("completed", **metrics)
+        tracker.summarise({"best_epoch": result.best_epoch, **{f"test/{k}": v for k, v in test.metrics().items()},
+                           "train/examples_per_s": metrics["train"]["examples_per_s"]})
+    except BaseException:
+        tracker.finish(exit_code=1)
+        raise
+    tracker.finish()
+    log.info("%s: best epoch %d, valid accuracy %.4f, test accuracy %.4f (%s)", cfg.model.name.value,
+             result.best_epoch, best.valid_accuracy, test.accuracy, run.dir)
+    return best.valid_accuracy
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak GPU memory allocated on a GPU; on the CPU, the peak resident memory of this process."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+class RunInfo:
+    """Where this job writes, what it is called, and its metrics.json, rewritten whole at every status change."""
+
+    def __init__(self, directory: Path, name: str, group: Optional[str], job_num: int, overrides: list[str],
+                 model: str):
+        self.dir, self.name, self.group, self.job_num = directory, name, group, job_num
+        self.overrides, self.model = overrides, model
+        self.started = time.time()
+
+    @classmethod
+    def from_hydra(cls, cfg: DictConfig) -> "RunInfo":
+        hc = HydraConfig.get()
+        directory = Path(hc.runtime.output_dir)
+        multirun = hc.mode == RunMode.MULTIRUN
+        group = "_".join(Path(hc.sweep.dir).parts[-2:]) if multirun else None
+        name = hc.job.override_dirname or str(cfg.model.name.value)
+        return cls(directory, name, group, hc.job.num if multirun else 0, list(hc.overrides.task),
+                   str(cfg.model.name.value))
+
+    def tracked_config(self, cfg: DictConfig) -> dict[str, Any]:
+        config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        config["run"] = {"dir": str(self.dir), "overrides": self.overrides, "job_num": self.job_num}
+        return config
+
+    def write_status(self, status: str, **fields: Any) -> None:
+        now = time.time()
+        outputs.write_json(self.dir / outputs.METRICS, {
+            "status": status, "model": self.model, **fields, "overrides": self.overrides,
+            "wall_seconds": now - self.started,
+            "started_at": datetime.fromtimestamp(self.started, timezone.utc).isoformat(timespec="seconds"),
+            "updated_at": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds"),
+            "versions": {"bertcmp": bertcmp.__version__, "torch": torch.__version__,
+                         "transformers": _version("transformers"), "python": sys.version.split()[0]},
+        })
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+    return version(package)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Models: the encoder (pretrained from the Hub or a local directory, or a tiny one from scratch), its
+tokenizer, and the classification head that is the same for every encoder, so a comparison compares encoders.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from omegaconf import DictConfig
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from torch import nn
+from transformers import (AutoConfig, AutoModel, AutoTokenizer, BertConfig, ModernBertConfig, PreTrainedModel,
+                          PreTrainedTokenizerFast)
+
+from bertcmp.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # the names both families use
+
+
+class SequenceClassifier(nn.Module):
+    """Encoder -> pooled vector ([CLS] or mean of real tokens) -> dropout -> linear layer to class logits."""
+
+    def __init__(self, encoder: PreTrainedModel, num_labels: int = 2, pooling: str = "cls", dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.config.hidden_size, num_labels)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if self.pooling == "mean":
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        else:
+            pooled = hidden[:, 0]
+        return self.head(self.dropout(pooled))
+
+
+def _family_of(name: str) -> str:
+    return str(getattr(name, "value", name))
+
+
+# ---------------------------------------------------------------------------------------------- tokenizers
+
+
+def make_tokenizer(cfg: DictConfig, train_texts: Sequence[str]) -> PreTrainedTokenizerFast:
+    """The pretrained model's own tokenizer, or, from scratch, one of the model's family trained on the texts."""
+    if cfg.pretrained:
+        return load_tokenizer(cfg.pretrained)
+    return train_tokenizer(cfg.name, train_texts, cfg.scratch.vocab_size)
+
+
+def load_tokenizer(pretrained: str) -> PreTrainedTokenizerFast:
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(pretrained)
+    except Exception as err:
+        raise _unreachable(pretrained, err) from err
+    if not tokenizer.is_fast:
+        raise ModelError(f"model.pretrained={pretrained!r} has no fast tokenizer (tokenizer.json); "
+                         "bertcmp needs one to tokenize the data in one pass")
+    return tokenizer
+
+
+def train_tokenizer(family: str, texts: Sequence[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    """A tokenizer of the model's own family trained on `texts`: lower-cased WordPiece for BERT,
+    byte-level BPE for ModernBERT. Both put [CLS] first and [SEP] last, as the pretrained ones do."""
+    if _family_of(family) == "bert":
+        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tok.decoder = decoders.WordPiece()
+        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS)
+    else:
+        tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer=trainer)
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]")
+
+
+# ---------------------------------------------------------------------------------------------- encoders
+
+
+def load_encoder(pretrained: str, family: str, max_length: int) -> PreTrainedModel:
+    """A pretrained encoder from a Hub id or a local directory (what `save_pretrained` writes)."""
+    try:
+        config = AutoConfig.from_pretrained(pretrained)
+    except Exception as err:
+        raise _unreachable(pretrained, err) from err
+    if config.model_type != _family_of(family):
+        log.warning("model.pretrained=%s is a %r model but model.name=%s", pretrained, config.model_type,
+                    _family_of(family))
+    _check_length(max_length, config, f"model.pretrained={pretrained}")
+    try:
+        return AutoModel.from_pretrained(pretrained, config=config)
+    except Exception as err:
+        raise ModelError(f"model.pretrained={pretrained!r}: its weights could not be loaded "
+                         f"({type(err).__name__}: {str(err).splitlines()[0]})") from err
+
+
+def scratch_encoder(family: str, scratch: DictConfig, tokenizer: PreTrainedTokenizerFast,
+                    max_length: int) -> PreTrainedModel:
+    """A randomly initialised encoder of the given family and sizes, matched to `tokenizer`."""
+    sizes = dict(vocab_size=len(tokenizer), hidden_size=scratch.hidden_size,
+                 num_hidden_layers=scratch.num_layers, num_attention_heads=scratch.num_heads,
+                 intermediate_size=scratch.intermediate_size, pad_token_id=tokenizer.pad_token_id)
+    if _family_of(family) == "bert":
+        config = BertConfig(max_position_embeddings=max(512, max_length), **sizes)
+    else:
+        # ModernBERT's default special ids (50281-50283) lie outside a small vocabulary: take the tokenizer's
+        config = ModernBertConfig(bos_token_id=tokenizer.cls_token_id, cls_token_id=tokenizer.cls_token_id,
+                                  eos_token_id=tokenizer.sep_token_id, sep_token_id=tokenizer.sep_token_id,
+                                  max_position_embeddings=max(8192, max_length), **sizes)
+    return AutoModel.from_config(config)
+
+
+def _check_length(max_length: int, config: object, what: str) -> None:
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit is not None and max_length > limit:
+        raise ModelError(f"data.max_length={max_length} is larger than {what} supports ({limit} tokens); "
+                         f"use data.max_length<={limit}")
+
+
+def _unreachable(pretrained: str, err: Exception) -> ModelError:
+    if Path(pretrained).expanduser().is_dir():
+        return ModelError(f"model.pretrained={pretrained!r} is a directory but not a saved model "
+                          f"({type(err).__name__}: {str(err).splitlines()[0]}); it needs config.json, "
+                          "the weights and tokenizer files as save_pretrained writes them")
+    return ModelError(f"model.pretrained={pretrained!r} is neither a local directory nor reachable on the "
+                      "Hugging Face Hub; download it and pass model.pretrained=/local/dir, "
+                      "or try the offline preset experiment=smoke")
+
+
+def build_classifier(cfg: DictConfig, tokenizer: PreTrainedTokenizerFast, max_length: int) -> SequenceClassifier:
+    """The model the config asks for: pretrained when `pretrained` is set, else scratch, with the shared head."""
+    if cfg.pretrained:
+        encoder = load_encoder(cfg.pretrained, cfg.name, max_length)
+    else:
+        encoder = scratch_encoder(cfg.name, cfg.scratch, tokenizer, max_length)
+    if encoder.config.vocab_size < len(tokenizer):
+        raise ModelError(f"model.pretrained={cfg.pretrained!r}: its tokenizer has {len(tokenizer)} tokens but the "
+                         f"encoder only {encoder.config.vocab_size} embeddings")
+    return SequenceClassifier(encoder, num_labels=2, pooling=_family_of(cfg.pooling), dropout=cfg.dropout)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,74 @@
+"""The files a run writes into its output directory, each written atomically (a temp file, then a rename),
+so an interrupted run leaves the previous complete version or nothing, never a truncated file.
+
+    metrics.json          status, best epoch, valid / test metrics, speed, size (read by bertcmp.compare)
+    history.jsonl         one line per epoch
+    test_predictions.csv  index,label,pred,prob_pos for every test item
+    checkpoint/           the best weights (model.safetensors), the encoder config and the tokenizer
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+METRICS = "metrics.json"
+HISTORY = "history.jsonl"
+PREDICTIONS = "test_predictions.csv"
+CHECKPOINT = "checkpoint"
+
+
+def write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text(path, json.dumps(data, indent=2, default=_plain) + "\n")
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    write_text(path, "".join(json.dumps(row, default=_plain) + "\n" for row in rows))
+
+
+def write_predictions(path: Path, index: np.ndarray, labels: np.ndarray, preds: np.ndarray,
+                      prob_pos: np.ndarray) -> None:
+    """One row per test item, sorted by its row id so two runs' files line up line by line."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["index", "label", "pred", "prob_pos"])
+    for i in np.argsort(index, kind="stable"):
+        writer.writerow([int(index[i]), int(labels[i]), int(preds[i]), f"{float(prob_pos[i]):.6f}"])
+    write_text(path, buffer.getvalue())
+
+
+def write_checkpoint(directory: Path, state: dict[str, torch.Tensor], save_extras: Callable[[Path], None]) -> None:
+    """Weights as safetensors plus whatever `save_extras` writes (config, tokenizer), swapped in as a whole."""
+    tmp = directory.with_name(f".{directory.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"))
+    save_extras(tmp)
+    shutil.rmtree(directory, ignore_errors=True)
+    os.replace(tmp, directory)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "value"):  # enums from the structured config
+        return value.value
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,72 @@
+"""Experiment tracking with Weights & Biases: one W&B run per Hydra job.
+
+The API key is never read or stored here: W&B takes it from the user's environment (WANDB_API_KEY) or
+from `wandb login`. `mode: auto` only asks whether such a key exists, to choose online or offline.
+"""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import urlparse
+
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+
+def has_wandb_credentials() -> bool:
+    """True when W&B could authenticate: a key in the environment, or a `wandb login` entry in ~/.netrc."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+    try:
+        return netrc.netrc(os.environ.get("NETRC")).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def resolve_mode(mode: str) -> str:
+    """`auto`: the user's WANDB_MODE if set, else online with credentials and offline without."""
+    if mode != "auto":
+        return mode
+    return os.environ.get("WANDB_MODE") or ("online" if has_wandb_credentials() else "offline")
+
+
+class Tracker:
+    """What the task function logs: per-step train loss and learning rate, per-epoch validation metrics,
+    test metrics in the run summary."""
+
+    def __init__(self, run: Any):
+        self.run = run
+
+    def log_step(self, step: int, loss: float, lr: float) -> None:
+        self.run.log({"train/loss": loss, "train/lr": lr}, step=step)
+
+    def log_epoch(self, step: int, metrics: dict[str, float]) -> None:
+        self.run.log(metrics, step=step)
+
+    def summarise(self, metrics: dict[str, Any]) -> None:
+        for key, value in metrics.items():
+            self.run.summary[key] = value
+
+    def finish(self, exit_code: int = 0) -> None:
+        self.run.finish(exit_code=exit_code)
+
+
+def start_run(cfg: DictConfig, config: dict, name: str, group: Optional[str], directory: Path) -> Tracker:
+    """Start the job's W&B run, writing its files under `directory` (the job's output dir)."""
+    import wandb  # imported here: it is slow to import and the rest of the package does not need it
+
+    mode = resolve_mode(str(getattr(cfg.mode, "value", cfg.mode)))
+    run = wandb.init(project=cfg.project, entity=cfg.entity, group=cfg.group or group, tags=list(cfg.tags),
+                     name=name, config=config, dir=str(directory), mode=mode, job_type="train",
+                     reinit="finish_previous")  # a worker process reused by joblib may still hold a run
+    run.define_metric("epoch")
+    for prefix in ("valid/*", "epoch_seconds"):
+        run.define_metric(prefix, step_metric="epoch")
+    log.info("W&B run %r in %s mode (group %s)", name, mode, cfg.group or group)
+    return Tracker(run)

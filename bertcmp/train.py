@@ -1,0 +1,218 @@
+"""The training loop: any model that maps (input_ids, attention_mask) to class logits, any batches of
+{input_ids, attention_mask, labels}. It knows neither the data set nor the encoder.
+
+    result = fit(model, train_loader, valid_loader, cfg.trainer, device)
+
+trains for cfg.epochs, evaluates on the validation batches after every epoch, and hands back the history
+and the weights of the epoch with the best validation accuracy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from bertcmp.errors import ConfigError, TrainingError
+
+log = logging.getLogger(__name__)
+
+StepHook = Callable[[int, float, float], None]  # (global step, train loss, learning rate)
+
+
+@dataclass
+class Evaluation:
+    loss: float
+    accuracy: float
+    f1: float
+    precision: float
+    recall: float
+    labels: np.ndarray = field(repr=False)
+    preds: np.ndarray = field(repr=False)
+    prob_pos: np.ndarray = field(repr=False)
+
+    def metrics(self) -> dict[str, float]:
+        return {"accuracy": self.accuracy, "loss": self.loss, "f1": self.f1, "precision": self.precision,
+                "recall": self.recall}
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    step: int  # optimizer steps taken so far, over all epochs
+    train_loss: float
+    train_accuracy: float
+    valid_loss: float
+    valid_accuracy: float
+    valid_f1: float
+    lr: float
+    seconds: float
+    train_seconds: float
+    examples: int
+    tokens: int
+    padded_tokens: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class FitResult:
+    history: list[EpochRecord]
+    best_epoch: int
+    best_state: dict[str, torch.Tensor] = field(repr=False)
+
+
+# ---------------------------------------------------------------------------------------------- set-up
+
+
+def resolve_device(spec: str, job_num: int = 0) -> torch.device:
+    """`auto` is the GPU numbered `job_num` mod the GPU count (so parallel jobs spread out), else the CPU."""
+    if spec == "auto":
+        count = torch.cuda.device_count()
+        return torch.device(f"cuda:{job_num % count}") if count else torch.device("cpu")
+    device = torch.device(spec)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"trainer.device={spec} but this machine has no CUDA GPU; use trainer.device=auto or cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"trainer.device={spec} but this machine has {torch.cuda.device_count()} GPU(s)")
+    return device
+
+
+def resolve_precision(spec: str, device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype, or None for plain fp32. `auto` is bf16 on a GPU that has it, else fp32."""
+    if spec == "auto":
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+    if spec == "fp16" and device.type != "cuda":
+        raise ConfigError("trainer.precision=fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[spec]
+
+
+def make_optimizer(model: nn.Module, cfg: DictConfig) -> torch.optim.Optimizer:
+    kind = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return kind(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig, total_steps: int):
+    warmup = math.ceil(cfg.warmup_ratio * total_steps)
+    name = "linear" if cfg.scheduler == "linear" else ("constant_with_warmup" if warmup else "constant")
+    return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
+
+
+def _autocast(device: torch.device, dtype: Optional[torch.dtype]):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _progress(loader: DataLoader, desc: str) -> Iterator:
+    # a live bar on a terminal; in logs, CI and worker processes the per-epoch line is enough
+    return tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=not sys.stderr.isatty())
+
+
+# ---------------------------------------------------------------------------------------------- loops
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, device: torch.device,
+             dtype: Optional[torch.dtype] = None) -> Evaluation:
+    """Loss, accuracy and positive-class F1 / precision / recall, with every item's prediction, in loader order."""
+    model.eval()
+    total_loss, labels, probs = 0.0, [], []
+    for batch in _progress(loader, "eval"):
+        batch = _to(batch, device)
+        with _autocast(device, dtype):
+            logits = model(batch["input_ids"], batch["attention_mask"])
+        logits = logits.float()
+        total_loss += F.cross_entropy(logits, batch["labels"], reduction="sum").item()
+        probs.append(logits.softmax(-1)[:, 1].cpu())
+        labels.append(batch["labels"].cpu())
+    y = torch.cat(labels).numpy()
+    prob_pos = torch.cat(probs).numpy()
+    pred = (prob_pos > 0.5).astype(np.int64)
+    tp = int(((pred == 1) & (y == 1)).sum())
+    precision = tp / max(int(pred.sum()), 1)
+    recall = tp / max(int(y.sum()), 1)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return Evaluation(loss=total_loss / len(y), accuracy=float((pred == y).mean()), f1=f1, precision=precision,
+                      recall=recall, labels=y, preds=pred, prob_pos=prob_pos)
+
+
+def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cfg: DictConfig,
+        device: torch.device, on_step: Optional[StepHook] = None,
+        on_epoch: Optional[Callable[[EpochRecord], None]] = None) -> FitResult:
+    """Train for cfg.epochs; keep the weights of the epoch with the best validation accuracy (earliest on ties)."""
+    dtype = resolve_precision(cfg.precision, device)
+    model.to(device)
+    optimizer = make_optimizer(model, cfg)
+    scheduler = make_scheduler(optimizer, cfg, total_steps=cfg.epochs * len(train_loader))
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    history: list[EpochRecord] = []
+    best_epoch, best_accuracy, best_state = 0, -1.0, {}
+    step = 0
+    for epoch in range(1, cfg.epochs + 1):
+        started = time.perf_counter()
+        model.train()
+        loss_sum = correct = examples = tokens = padded = 0
+        bar = _progress(train_loader, f"epoch {epoch}/{cfg.epochs}")
+        for batch in bar:
+            tokens += int(batch["attention_mask"].sum())
+            padded += batch["input_ids"].numel()
+            batch = _to(batch, device)
+            with _autocast(device, dtype):
+                logits = model(batch["input_ids"], batch["attention_mask"])
+            loss = F.cross_entropy(logits.float(), batch["labels"])
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise TrainingError(f"the training loss became {loss_value} at epoch {epoch}, step {step + 1}; "
+                                    f"lower trainer.lr (now {cfg.lr:g}) or use trainer.precision=fp32")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.max_grad_norm:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            lr = scheduler.get_last_lr()[0]
+            scheduler.step()
+            step += 1
+            n = len(batch["labels"])
+            loss_sum += loss_value * n
+            correct += int((logits.argmax(-1) == batch["labels"]).sum())
+            examples += n
+            if on_step:
+                on_step(step, loss_value, lr)
+            if not bar.disable:
+                bar.set_postfix(loss=f"{loss_value:.4f}", ex_s=f"{examples / (time.perf_counter() - started):.1f}")
+        train_seconds = time.perf_counter() - started
+
+        valid = evaluate(model, valid_loader, device, dtype)
+        record = EpochRecord(epoch=epoch, step=step, train_loss=loss_sum / examples, train_accuracy=correct / examples,
+                             valid_loss=valid.loss, valid_accuracy=valid.accuracy, valid_f1=valid.f1, lr=lr,
+                             seconds=time.perf_counter() - started, train_seconds=train_seconds,
+                             examples=examples, tokens=tokens, padded_tokens=padded)
+        history.append(record)
+        if valid.accuracy > best_accuracy:
+            best_epoch, best_accuracy = epoch, valid.accuracy
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        if on_epoch:
+            on_epoch(record)
+    return FitResult(history=history, best_epoch=best_epoch, best_state=best_state)
