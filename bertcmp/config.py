@@ -180,6 +180,9 @@ def validate(cfg: DictConfig) -> None:
     _require(d.max_length >= 8, f"data.max_length={d.max_length} must be >= 8 tokens")
     _require(d.train_size is None or d.train_size >= 1,
              f"data.train_size={d.train_size} must be >= 1, or null for all the rest")
+    _require(d.name != "synthetic" or d.source is None,
+             f"data.source={d.source} is not read by data=synthetic (generated reviews); "
+             "to train on it use data=imdb data.source=...")
     _require(d.num_examples >= 10, f"data.num_examples={d.num_examples} must be >= 10")
     for key in ("valid_size", "test_size"):
         size = d[key]

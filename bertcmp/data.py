@@ -149,7 +149,7 @@ def _standardise(ds: Dataset, text_column: str, label_column: str, source: Any, 
     texts = ds[text_column]
     empty = [i for i, text in enumerate(texts) if not isinstance(text, str) or not text.strip()]
     if empty:
-        raise DataError(f"data.source={_show(source)} has {len(empty)} empty texts in column "
+        raise DataError(f"data.source={_show(source)} has {len(empty)} empty text(s) in column "
                         f"{text_column!r} of its {split} split (first at row {empty[0]}); remove them")
     labels = _labels_to_ints(ds[label_column], label_column, split)
     return Dataset.from_dict({"text": texts, "label": labels})
@@ -278,7 +278,7 @@ def tokenize_splits(splits: DatasetDict, tokenizer: Any, max_length: int, cache_
 
 def _cache_key(splits: DatasetDict, tokenizer: Any, max_length: int) -> str:
     digest = hashlib.sha256(f"format={_CACHE_FORMAT};max_length={max_length};".encode())
-    digest.update(tokenizer.backend_tokenizer.to_str().encode())
+    digest.update(_tokenizer_fingerprint(tokenizer).encode())
     for name in SPLITS:
         digest.update(f";{name}={len(splits[name])};".encode())
         digest.update(np.asarray(splits[name]["label"], dtype=np.int64).tobytes())
@@ -287,6 +287,14 @@ def _cache_key(splits: DatasetDict, tokenizer: Any, max_length: int) -> str:
             digest.update(text.encode())
             digest.update(b"\0")
     return digest.hexdigest()[:32]
+
+
+def _tokenizer_fingerprint(tokenizer: Any) -> str:
+    # calling a tokenizer stores its truncation settings in the backend: leave them out of the identity
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    spec.pop("truncation", None)
+    spec.pop("padding", None)
+    return json.dumps(spec, sort_keys=True)
 
 
 def _encode(ds: Dataset, tokenizer: Any, max_length: int, chunk: int = 4096) -> Encoded:

@@ -5,6 +5,7 @@ tokenizer, and the classification head that is the same for every encoder, so a 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
@@ -56,6 +57,22 @@ def make_tokenizer(cfg: DictConfig, train_texts: Sequence[str]) -> PreTrainedTok
     return train_tokenizer(cfg.name, train_texts, cfg.scratch.vocab_size)
 
 
+def _wordpiece_vocab(texts: Sequence[str], vocab_size: int, normalizer, pre_tokenizer) -> dict[str, int]:
+    """Special tokens, every character (alone and as a ##continuation), then the most frequent words.
+
+    tokenizers' WordPieceTrainer breaks ties between equally frequent merges differently from run to run,
+    which would make scratch runs irreproducible; this vocabulary is the same for the same texts."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    chars = sorted({c for word in counts for c in word})
+    tokens = SPECIAL_TOKENS + chars + [f"##{c}" for c in chars]
+    known = set(tokens)
+    by_frequency = sorted((w for w in counts if w not in known), key=lambda w: (-counts[w], w))
+    tokens += by_frequency[: max(vocab_size - len(tokens), 0)]
+    return {token: i for i, token in enumerate(tokens)}
+
+
 def load_tokenizer(pretrained: str) -> PreTrainedTokenizerFast:
     try:
         tokenizer = AutoTokenizer.from_pretrained(pretrained)
@@ -71,18 +88,17 @@ def train_tokenizer(family: str, texts: Sequence[str], vocab_size: int) -> PreTr
     """A tokenizer of the model's own family trained on `texts`: lower-cased WordPiece for BERT,
     byte-level BPE for ModernBERT. Both put [CLS] first and [SEP] last, as the pretrained ones do."""
     if _family_of(family) == "bert":
-        tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-        tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        tok.decoder = decoders.WordPiece()
-        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS)
+        normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+        vocab = _wordpiece_vocab(texts, vocab_size, normalizer, pre_tokenizer)
+        tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+        tok.normalizer, tok.pre_tokenizer, tok.decoder = normalizer, pre_tokenizer, decoders.WordPiece()
     else:
         tok = Tokenizer(models.BPE(unk_token="[UNK]"))
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(texts, trainer=trainer)
+        tok.train_from_iterator(texts, trainer=trainer)
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])

@@ -1,0 +1,63 @@
+"""Shared fixtures. Everything runs offline: no Hub, no W&B server; models and data are made here."""
+
+import os
+
+# set before transformers / huggingface_hub are imported anywhere: they read these once, at import
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["WANDB_MODE"] = "offline"
+os.environ["WANDB_SILENT"] = "true"
+os.environ.pop("WANDB_API_KEY", None)
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+from bertcmp.synthetic import make_reviews  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cache_dir(tmp_path_factory) -> Path:
+    """One tokenization cache for the whole session, also seen by CLI subprocesses."""
+    path = tmp_path_factory.mktemp("cache")
+    os.environ["BERTCMP_CACHE_DIR"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def reviews() -> dict:
+    return make_reviews(400, seed=0)
+
+
+def save_tiny_pretrained(family: str, directory: Path, texts: list[str]) -> Path:
+    """A tiny randomly initialised model saved as a Hub repository would hold it (config, weights, tokenizer)."""
+    from bertcmp.model import scratch_encoder, train_tokenizer
+
+    tokenizer = train_tokenizer(family, texts, vocab_size=300)
+    sizes = OmegaConf.create(dict(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64))
+    encoder = scratch_encoder(family, sizes, tokenizer, max_length=64)
+    encoder.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory, reviews) -> Path:
+    return save_tiny_pretrained("bert", tmp_path_factory.mktemp("tiny-bert"), reviews["text"])
+
+
+@pytest.fixture(scope="session")
+def tiny_modernbert_dir(tmp_path_factory, reviews) -> Path:
+    return save_tiny_pretrained("modernbert", tmp_path_factory.mktemp("tiny-modernbert"), reviews["text"])
+
+
+def run_cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    """The real command line, `python -m bertcmp ...`, in a subprocess as a user would run it."""
+    return subprocess.run([sys.executable, "-m", "bertcmp", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -1,0 +1,136 @@
+"""End to end: the real command line in a subprocess, as a user runs it."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from datasets import Dataset
+from safetensors.torch import load_file
+
+from bertcmp.synthetic import make_reviews
+from conftest import run_cli
+
+FILES = ["metrics.json", "history.jsonl", "test_predictions.csv", "bertcmp.log", ".hydra/config.yaml",
+         "checkpoint/model.safetensors", "checkpoint/config.json", "checkpoint/tokenizer.json"]
+
+
+@pytest.fixture(scope="module")
+def smoke_sweep(tmp_path_factory):
+    """The README's offline example, unchanged but for where it writes."""
+    root = tmp_path_factory.mktemp("smoke")
+    result = run_cli("-m", "experiment=smoke", "model=bert,modernbert", "logger.mode=offline",
+                     f"hydra.sweep.dir={root / 'sweep'}", cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return root / "sweep", result
+
+
+def test_smoke_sweep_writes_one_dir_per_run(smoke_sweep):
+    sweep, result = smoke_sweep
+    runs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert runs == ["0_experiment=smoke,logger.mode=offline,model=bert",
+                    "1_experiment=smoke,logger.mode=offline,model=modernbert"]
+    for run in runs:
+        for name in FILES:
+            assert (sweep / run / name).is_file(), f"{run}/{name} missing"
+
+
+@pytest.mark.parametrize("job, model", [(0, "bert"), (1, "modernbert")])
+def test_smoke_runs_learn_and_report(smoke_sweep, job, model):
+    sweep, result = smoke_sweep
+    run = next(sweep.glob(f"{job}_*"))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["model"] == model
+    assert metrics["test"]["accuracy"] >= 0.9 and metrics["valid"]["accuracy"] >= 0.9
+    assert 0 < metrics["test"]["f1"] <= 1 and metrics["train"]["examples_per_s"] > 0
+    assert metrics["data"] == {"name": "synthetic", "train": 3200, "valid": 400, "test": 400, "max_length": 64}
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert metrics["valid"]["accuracy"] == max(h["valid_accuracy"] for h in history)
+    assert history[metrics["best_epoch"] - 1]["valid_accuracy"] == metrics["valid"]["accuracy"]
+    with open(run / "test_predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 400 and list(rows[0]) == ["index", "label", "pred", "prob_pos"]
+    assert sum(r["label"] == r["pred"] for r in rows) / 400 == pytest.approx(metrics["test"]["accuracy"])
+    assert "head.weight" in load_file(run / "checkpoint" / "model.safetensors")
+    line = f"{model}: best epoch {metrics['best_epoch']}, valid accuracy {metrics['valid']['accuracy']:.4f}, " \
+           f"test accuracy {metrics['test']['accuracy']:.4f}"
+    assert line in result.stdout
+    # one W&B run per job, written offline into the job's own directory
+    assert len(list((run / "wandb").glob("offline-run-*/run-*.wandb"))) == 1
+
+
+def test_runs_of_a_sweep_share_test_items(smoke_sweep):
+    sweep, _ = smoke_sweep
+    indexes = []
+    for run in sorted(sweep.glob("[01]_*")):
+        with open(run / "test_predictions.csv") as f:
+            indexes.append([(r["index"], r["label"]) for r in csv.DictReader(f)])
+    assert indexes[0] == indexes[1]
+
+
+def test_same_seed_same_numbers(tmp_path):
+    args = ["experiment=smoke", "data.num_examples=1000", "trainer.epochs=2", "logger.mode=disabled"]
+    for name in ("a", "b"):
+        result = run_cli(*args, f"hydra.run.dir={tmp_path / name}", cwd=tmp_path)
+        assert result.returncode == 0, result.stdout + result.stderr
+    a, b = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("a", "b"))
+    assert a["valid"] == b["valid"] and a["test"] == b["test"] and a["best_epoch"] == b["best_epoch"]
+    assert (tmp_path / "a" / "test_predictions.csv").read_bytes() == (tmp_path / "b" / "test_predictions.csv").read_bytes()
+    losses = [[json.loads(line)["train_loss"] for line in (tmp_path / n / "history.jsonl").read_text().splitlines()]
+              for n in ("a", "b")]
+    assert losses[0] == losses[1]
+    assert a["test"]["f1"] > 0  # a model that learnt something, not a constant guess
+
+
+def test_local_model_and_local_data(tmp_path, tiny_modernbert_dir):
+    """The path of a user without Hub access: model.pretrained and data.source point at local copies."""
+    data = tmp_path / "imdb" / "plain_text"
+    data.mkdir(parents=True)
+    for split, seed in (("train", 1), ("test", 2)):
+        Dataset.from_dict(make_reviews(200, seed)).to_parquet(str(data / f"{split}-00000-of-00001.parquet"))
+    result = run_cli("model=modernbert", f"model.pretrained={tiny_modernbert_dir}", f"data.source={data.parent}",
+                     "data.max_length=64", "trainer.epochs=1", "trainer.lr=1e-3", "logger.mode=disabled",
+                     f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["status"] == "completed"
+    assert metrics["data"] == {"name": "imdb", "train": 360, "valid": 20, "test": 20, "max_length": 64}
+
+
+def test_help_shows_groups_keys_and_examples(tmp_path):
+    result = run_cli("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for text in ("model: bert, modernbert", "data: imdb, synthetic", "experiment: smoke", "trainer.lr",
+                 "python -m bertcmp -m experiment=smoke model=bert,modernbert"):
+        assert text in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["model=roberta"], "Could not find 'model/roberta'"),
+    (["trainer.lrr=1e-4"], "Key 'lrr' not in 'TrainerConfig'"),
+    (["trainer.lr=fast"], "trainer.lr"),
+    (["experiment=smoke", "trainer.lr=0"], "trainer.lr=0.0 must be > 0"),
+    (["experiment=smoke", "data.batch_size=0"], "data.batch_size=0 must be >= 1"),
+    (["data.source=/no/such/imdb", "model.pretrained=null"], "data.source='/no/such/imdb' does not exist"),
+    (["experiment=smoke", "model.pretrained=nobody/no-such-model"],
+     "model.pretrained='nobody/no-such-model' is neither a local directory nor reachable"),
+])
+def test_bad_input_is_one_clear_line(tmp_path, args, message):
+    result = run_cli(*args, "logger.mode=disabled", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert message in output
+    assert "Traceback" not in output
+    metrics = tmp_path / "run" / "metrics.json"
+    if metrics.exists():  # the run started: its record says why it failed
+        recorded = json.loads(metrics.read_text())
+        assert recorded["status"] == "failed" and message.split("'")[0] in recorded["error"]
+        assert not (tmp_path / "run" / "test_predictions.csv").exists()
+
+
+def test_max_length_beyond_the_model(tmp_path, tiny_bert_dir):
+    result = run_cli("experiment=smoke", f"model.pretrained={tiny_bert_dir}", "data.max_length=600",
+                     "logger.mode=disabled", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stdout + result.stderr
+    assert "data.max_length=600 is larger than" in result.stdout + result.stderr

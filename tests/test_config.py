@@ -1,0 +1,117 @@
+"""Config composition: every group option composes, the schema rejects bad keys and types, validate() ranges."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from bertcmp.app import CONFIG_DIR
+from bertcmp.config import ModelName, register_configs, validate
+from bertcmp.errors import ConfigError
+
+register_configs()
+
+
+def make_cfg(*overrides: str, hydra: bool = False):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra)
+
+
+def test_config_dir_is_the_repo_conf_folder():
+    assert Path(CONFIG_DIR).resolve() == (Path(__file__).parent.parent / "conf").resolve()
+
+
+def test_defaults_are_the_reference_recipe():
+    cfg = make_cfg()
+    assert cfg.model.name == ModelName.bert and cfg.model.pretrained == "bert-base-uncased"
+    assert cfg.model.pooling.value == "cls"
+    assert cfg.data.source == "stanfordnlp/imdb" and cfg.data.split.value == "pooled"
+    assert (cfg.data.valid_size, cfg.data.test_size, cfg.data.split_seed) == (0.05, 0.05, 42)
+    assert (cfg.data.max_length, cfg.data.batch_size, cfg.data.dedup) == (128, 32, False)
+    assert cfg.data.padding.value == "max_length"
+    t = cfg.trainer
+    assert (t.epochs, t.lr, t.optimizer.value, t.scheduler.value, t.weight_decay) == (5, 5e-5, "adam", "constant", 0)
+    assert cfg.seed == 42 and cfg.logger.mode.value == "auto"
+    validate(cfg)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["model=bert"], ["model=modernbert"], ["data=imdb"], ["data=synthetic"], ["trainer=default"],
+    ["logger=wandb"], ["experiment=smoke"], ["experiment=smoke", "model=modernbert"],
+])
+def test_every_group_option_composes_and_validates(overrides):
+    validate(make_cfg(*overrides))
+
+
+def test_modernbert_points_at_its_hub_id():
+    cfg = make_cfg("model=modernbert")
+    assert cfg.model.name == ModelName.modernbert and cfg.model.pretrained == "answerdotai/ModernBERT-base"
+
+
+def test_smoke_preset_is_offline_and_tiny():
+    cfg = make_cfg("experiment=smoke", "model=modernbert")
+    assert cfg.model.pretrained is None and cfg.data.name == "synthetic"
+    assert cfg.model.scratch.num_layers <= 2 and cfg.model.scratch.hidden_size <= 64
+
+
+def test_hydra_layout():
+    cfg = make_cfg(hydra=True)
+    assert cfg.hydra.job.name == "bertcmp"
+    assert cfg.hydra.run.dir.startswith("outputs/runs/")
+    assert cfg.hydra.sweep.dir.startswith("outputs/multirun/")
+    assert OmegaConf.to_yaml(cfg.hydra.sweep).count("${hydra.job.num}_") == 1
+
+
+def test_slug_keeps_paths_in_one_directory():
+    slug = OmegaConf.create({"x": "${bertcmp.slug:'model.pretrained=/models/minilm,seed=1'}"}).x
+    assert "/" not in slug and slug == "model.pretrained=-models-minilm,seed=1"
+
+
+@pytest.mark.parametrize("override, error", [
+    ("model=roberta", ConfigCompositionException),
+    ("trainer.lrr=1e-4", ConfigCompositionException),
+    ("trainer.lr=fast", ConfigCompositionException),
+    ("trainer.epochs=2.5", ConfigCompositionException),
+    ("model.pooling=max", ConfigCompositionException),
+    ("trainer.precision=fp8", ConfigCompositionException),
+])
+def test_schema_rejects_bad_options_keys_and_types(override, error):
+    with pytest.raises(error):
+        make_cfg(override)
+
+
+def test_schema_rejects_a_misspelt_key_inside_a_yaml_file():
+    cfg = make_cfg()
+    with pytest.raises((ConfigKeyError, ValidationError)):
+        OmegaConf.merge(cfg, {"data": {"batchsize": 3}})
+
+
+@pytest.mark.parametrize("override, names", [
+    ("trainer.lr=0", "trainer.lr"),
+    ("trainer.lr=-1e-5", "trainer.lr"),
+    ("trainer.epochs=0", "trainer.epochs"),
+    ("data.batch_size=0", "data.batch_size"),
+    ("data.valid_size=0.96", "data.valid_size + data.test_size"),
+    ("data.valid_size=1.5", "data.valid_size"),
+    ("data.test_size=100", "both be fractions or both be counts"),
+    ("trainer.device=gpu", "trainer.device"),
+    ("trainer.warmup_ratio=1.0", "trainer.warmup_ratio"),
+    ("model.dropout=1.0", "model.dropout"),
+    ("model.scratch.num_heads=3", "model.scratch.hidden_size"),
+    ("data=synthetic data.source=reviews.csv", "data.source=reviews.csv is not read by data=synthetic"),
+])
+def test_validate_names_the_bad_key(override, names):
+    with pytest.raises(ConfigError, match=names.replace("+", r"\+")):
+        validate(make_cfg(*override.split()))
+
+
+def test_modernbert_scratch_needs_even_head_dim():
+    with pytest.raises(ConfigError, match="even"):
+        validate(make_cfg("model=modernbert", "model.scratch.hidden_size=6", "model.scratch.num_heads=2"))
+
+
+def test_counts_are_accepted_for_split_sizes():
+    validate(make_cfg("data.valid_size=2500", "data.test_size=2500"))

@@ -1,0 +1,266 @@
+"""Data sources, the reference split, dedup, label handling, bad input, the tokenization cache and batching."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from datasets import Dataset, concatenate_datasets
+from omegaconf import OmegaConf
+
+from bertcmp.config import DataConfig
+from bertcmp.data import collate, load_splits, make_loader, read_source, tokenize_splits
+from bertcmp.errors import DataError
+from bertcmp.model import train_tokenizer
+from bertcmp.synthetic import make_reviews
+
+
+def data_cfg(**overrides):
+    cfg = OmegaConf.structured(DataConfig)
+    return OmegaConf.merge(cfg, overrides)
+
+
+def columns(n: int, seed: int) -> dict:
+    reviews = make_reviews(n, seed)
+    # make every text unique so splits can be compared by text
+    return {"text": [f"{t} review {seed}-{i}." for i, t in enumerate(reviews["text"])], "label": reviews["label"]}
+
+
+@pytest.fixture(scope="module")
+def imdb_like(tmp_path_factory) -> Path:
+    """The Hub's layout, as in ../shared/data/imdb: plain_text/{train,test}-00000-of-00001.parquet."""
+    root = tmp_path_factory.mktemp("imdb")
+    (root / "plain_text").mkdir()
+    for split, seed in (("train", 1), ("test", 2)):
+        Dataset.from_dict(columns(500, seed)).to_parquet(str(root / "plain_text" / f"{split}-00000-of-00001.parquet"))
+    return root
+
+
+def write_aclimdb(root: Path, splits: dict) -> Path:
+    for split, cols in splits.items():
+        for i, (text, label) in enumerate(zip(cols["text"], cols["label"])):
+            folder = root / "aclImdb" / split / ("pos" if label else "neg")
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{i}_{8 if label else 2}.txt").write_text(text, encoding="utf-8")
+    (root / "aclImdb" / "train" / "unsup").mkdir(exist_ok=True)
+    (root / "aclImdb" / "train" / "unsup" / "0_0.txt").write_text("no label here")
+    return root / "aclImdb"
+
+
+def test_pooled_split_is_the_reference_recipe(imdb_like):
+    splits = load_splits(data_cfg(source=str(imdb_like)))
+    assert [len(splits[s]) for s in ("train", "valid", "test")] == [900, 50, 50]
+    # the recipe in DEVELOPERS.md, written out by hand
+    raw = read_source(str(imdb_like), "text", "label")
+    pooled = concatenate_datasets([raw["train"], raw["test"]])
+    first = pooled.train_test_split(test_size=0.1, seed=42)
+    second = first["test"].train_test_split(test_size=0.5, seed=42)
+    assert splits["train"]["text"] == first["train"]["text"]
+    assert splits["valid"]["text"] == second["train"]["text"]
+    assert splits["test"]["text"] == second["test"]["text"]
+    # index is the row id in the pooled data, and the splits are disjoint and cover everything
+    ids = [set(splits[s]["index"]) for s in ("train", "valid", "test")]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+    assert set.union(*ids) == set(range(1000))
+    for row in splits["test"].select(range(5)):
+        assert pooled[row["index"]]["text"] == row["text"]
+
+
+def test_split_sizes_as_counts(imdb_like):
+    splits = load_splits(data_cfg(source=str(imdb_like), valid_size=30, test_size=20))
+    assert [len(splits[s]) for s in ("train", "valid", "test")] == [950, 30, 20]
+
+
+def test_official_split_keeps_the_test_set(imdb_like):
+    splits = load_splits(data_cfg(source=str(imdb_like), split="official", valid_size=0.1))
+    assert len(splits["test"]) == 500 and splits["test"]["index"] == list(range(500))
+    assert len(splits["valid"]) == 50 and len(splits["train"]) == 450
+    assert not set(splits["train"]["text"]) & set(splits["test"]["text"])
+
+
+def test_split_does_not_depend_on_the_training_seed(imdb_like):
+    a = load_splits(data_cfg(source=str(imdb_like)))
+    b = load_splits(data_cfg(source=str(imdb_like), split_seed=7))
+    assert a["test"]["index"] != b["test"]["index"]  # split_seed moves the split; `seed` is not read here
+
+
+def test_train_size_caps_training_only(imdb_like):
+    splits = load_splits(data_cfg(source=str(imdb_like), train_size=100))
+    assert [len(splits[s]) for s in ("train", "valid", "test")] == [100, 50, 50]
+
+
+def test_aclimdb_folder_reads_like_the_hub_copy(tmp_path, imdb_like):
+    raw = read_source(str(imdb_like), "text", "label")
+    # Stanford's folders hold positives and negatives apart; the Hub's copy lists positives first
+    ordered = {}
+    for s in ("train", "test"):
+        labels = raw[s]["label"]
+        rows = [i for i, y in enumerate(labels) if y == 1] + [i for i, y in enumerate(labels) if y == 0]
+        ordered[s] = raw[s].select(rows).to_dict()
+    acl = write_aclimdb(tmp_path, ordered)
+    for root in (acl, acl.parent):
+        got = read_source(str(root), "text", "label")
+        assert set(got) == {"train", "test"}
+        assert got["train"]["text"] == ordered["train"]["text"]
+        assert got["test"]["label"] == ordered["test"]["label"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_files_with_string_labels_and_own_columns(tmp_path, suffix):
+    cols = columns(200, 3)
+    names = ["negative", "positive"] if suffix != ".jsonl" else ["neg", "pos"]
+    ds = Dataset.from_dict({"review": cols["text"], "sentiment": [names[y] for y in cols["label"]]})
+    for split, part in (("train", ds.select(range(150))), ("test", ds.select(range(150, 200)))):
+        path = tmp_path / f"{split}{suffix}"
+        {".csv": part.to_csv, ".jsonl": part.to_json, ".parquet": part.to_parquet}[suffix](str(path))
+    raw = read_source([str(tmp_path / f"train{suffix}"), str(tmp_path / f"test{suffix}")], "review", "sentiment")
+    assert len(raw["train"]) == 150 and len(raw["test"]) == 50
+    assert raw["train"]["label"] == cols["label"][:150]
+    splits = load_splits(data_cfg(source=str(tmp_path / f"*{suffix}"), text_column="review",
+                                  label_column="sentiment", split="official", valid_size=0.2))
+    assert [len(splits[s]) for s in ("train", "valid", "test")] == [120, 30, 50]
+
+
+def test_one_file_is_pooled(tmp_path):
+    path = tmp_path / "reviews.csv"
+    Dataset.from_dict(columns(100, 4)).to_csv(str(path))
+    splits = load_splits(data_cfg(source=str(path), valid_size=0.1, test_size=0.1))
+    assert [len(splits[s]) for s in ("train", "valid", "test")] == [80, 10, 10]
+    with pytest.raises(DataError, match="data.split=official needs a train and a test split"):
+        load_splits(data_cfg(source=str(path), split="official"))
+
+
+def test_dedup_keeps_every_text_in_one_split(tmp_path):
+    cols = columns(300, 5)
+    cols["text"][100:200] = cols["text"][0:100]  # a third of the texts appear twice
+    cols["label"][100:200] = cols["label"][0:100]
+    path = tmp_path / "dupes.parquet"
+    Dataset.from_dict(cols).to_parquet(str(path))
+    kept = load_splits(data_cfg(source=str(path), valid_size=0.1, test_size=0.1))
+    assert sum(len(kept[s]) for s in kept) == 300
+    deduped = load_splits(data_cfg(source=str(path), valid_size=0.1, test_size=0.1, dedup=True))
+    assert sum(len(deduped[s]) for s in deduped) == 200
+    texts = [set(deduped[s]["text"]) for s in ("train", "valid", "test")]
+    assert not (texts[0] & texts[1] or texts[0] & texts[2] or texts[1] & texts[2])
+
+
+def test_synthetic_is_deterministic_and_balanced():
+    a, b = make_reviews(500, 1), make_reviews(500, 1)
+    assert a == b and make_reviews(500, 2) != a
+    assert sum(a["label"]) == 250
+    splits = load_splits(data_cfg(name="synthetic", source=None, num_examples=500, valid_size=0.1, test_size=0.1))
+    assert [len(splits[s]) for s in ("train", "valid", "test")] == [400, 50, 50]
+
+
+def write_table(path: Path, cols: dict) -> str:
+    Dataset.from_dict(cols).to_csv(str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(text_column="review"), "data.text_column='review' is not a column"),
+    (dict(label_column="stars"), "data.label_column='stars' is not a column"),
+    (dict(source="/nonexistent/reviews.csv"), "does not exist"),
+    (dict(source="./no/such/dir"), "does not exist"),
+    (dict(source="/nonexistent/*.csv"), "matches no file"),
+    (dict(valid_size=60, test_size=60), "leaves no room for training"),
+])
+def test_bad_input_names_the_problem(tmp_path, change, message):
+    source = write_table(tmp_path / "train.csv", columns(100, 6))
+    with pytest.raises(DataError, match=message):
+        load_splits(data_cfg(**{"source": source, **change}))
+
+
+def test_three_classes_are_rejected(tmp_path):
+    cols = columns(90, 7)
+    cols["label"] = [i % 3 for i in range(90)]
+    with pytest.raises(DataError, match="expected two classes"):
+        load_splits(data_cfg(source=write_table(tmp_path / "train.csv", cols)))
+
+
+def test_one_class_is_rejected(tmp_path):
+    cols = columns(90, 7)
+    cols["label"] = [1] * 90
+    with pytest.raises(DataError, match="needs both classes"):
+        load_splits(data_cfg(source=write_table(tmp_path / "train.csv", cols)))
+
+
+def test_empty_texts_are_rejected(tmp_path):
+    cols = columns(90, 8)
+    cols["text"][17] = "   "
+    with pytest.raises(DataError, match="empty text.*first at row 17"):
+        load_splits(data_cfg(source=str(Path(write_table(tmp_path / "train.csv", cols)))))
+
+
+def test_unreachable_hub_id_says_what_to_do():
+    with pytest.raises(DataError, match="not a local path and could not be loaded from the Hugging Face Hub"):
+        load_splits(data_cfg(source="nobody/no-such-dataset"))
+
+
+# ---------------------------------------------------------------------------------------------- tokenizing
+
+
+class CountingTokenizer:
+    """Wraps a tokenizer and counts how often it is asked to encode."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.calls = tokenizer, 0
+        self.backend_tokenizer = tokenizer.backend_tokenizer
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.tokenizer(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return load_splits(data_cfg(name="synthetic", source=None, num_examples=300, valid_size=0.1, test_size=0.1))
+
+
+def test_tokenized_once_then_read_from_cache(splits, tmp_path):
+    tokenizer = CountingTokenizer(train_tokenizer("bert", splits["train"]["text"], 300))
+    first = tokenize_splits(splits, tokenizer, 32, tmp_path)
+    assert tokenizer.calls == 3  # one batch per split
+    second = tokenize_splits(splits, tokenizer, 32, tmp_path)
+    assert tokenizer.calls == 3
+    for name in ("train", "valid", "test"):
+        assert np.array_equal(first[name].ids, second[name].ids)
+        assert np.array_equal(first[name].index, np.asarray(splits[name]["index"]))
+    assert first["train"].lengths.max() <= 32
+    tokenize_splits(splits, tokenizer, 16, tmp_path)  # another max_length is another entry
+    assert tokenizer.calls == 6
+    entries = [p for p in (tmp_path / "tokenized").iterdir() if p.is_dir()]
+    assert len(entries) == 2 and all(json.loads((p / "meta.json").read_text())["train"] == 240 for p in entries)
+
+
+def test_cache_key_changes_with_the_tokenizer(splits, tmp_path):
+    bert = CountingTokenizer(train_tokenizer("bert", splits["train"]["text"], 300))
+    bpe = CountingTokenizer(train_tokenizer("modernbert", splits["train"]["text"], 300))
+    tokenize_splits(splits, bert, 32, tmp_path)
+    tokenize_splits(splits, bpe, 32, tmp_path)
+    assert bert.calls == 3 and bpe.calls == 3
+
+
+def test_collate_pads_and_masks(splits, tmp_path):
+    tokenizer = train_tokenizer("bert", splits["train"]["text"], 300)
+    enc = tokenize_splits(splits, tokenizer, 32, tmp_path)["valid"]
+    items = [0, 1, 2]
+    fixed = collate(items, enc, tokenizer.pad_token_id, pad_to=32)
+    dynamic = collate(items, enc, tokenizer.pad_token_id, pad_to=None)
+    lengths = enc.lengths[items]
+    assert fixed["input_ids"].shape == (3, 32) and dynamic["input_ids"].shape == (3, lengths.max())
+    assert fixed["attention_mask"].sum(1).tolist() == lengths.tolist()
+    assert (fixed["input_ids"][fixed["attention_mask"] == 0] == tokenizer.pad_token_id).all()
+    assert fixed["input_ids"][:, 0].tolist() == [tokenizer.cls_token_id] * 3
+    assert fixed["labels"].tolist() == enc.labels[items].tolist()
+    text = splits["valid"][0]["text"]
+    assert fixed["input_ids"][0, : lengths[0]].tolist() == tokenizer(text, truncation=True, max_length=32)["input_ids"]
+
+
+def test_loader_order_is_reproducible(splits, tmp_path):
+    tokenizer = train_tokenizer("bert", splits["train"]["text"], 300)
+    enc = tokenize_splits(splits, tokenizer, 32, tmp_path)["train"]
+    order = [lambda s: [b["labels"].tolist() for b in make_loader(enc, 16, 0, 32, shuffle=True, seed=s)]][0]
+    assert order(1) == order(1) and order(1) != order(2)
+    plain = make_loader(enc, 16, 0, 32, shuffle=False)
+    assert [x for b in plain for x in b["labels"].tolist()] == enc.labels.tolist()

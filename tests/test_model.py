@@ -1,0 +1,114 @@
+"""Tokenizers of each family, scratch encoders, loading saved models through model.pretrained, the shared head."""
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from transformers import AutoTokenizer
+
+from bertcmp.config import ModelConfig
+from bertcmp.errors import ModelError
+from bertcmp.synthetic import make_reviews
+from bertcmp.model import SequenceClassifier, build_classifier, make_tokenizer, train_tokenizer
+
+
+def model_cfg(**overrides):
+    return OmegaConf.merge(OmegaConf.structured(ModelConfig), overrides)
+
+
+def test_bert_tokenizer_is_lowercased_wordpiece(reviews):
+    tok = train_tokenizer("bert", reviews["text"], 300)
+    ids = tok("The ACTING was Great")["input_ids"]
+    assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id
+    assert tok("The ACTING was Great")["input_ids"] == tok("the acting was great")["input_ids"]
+    assert type(tok.backend_tokenizer.model).__name__ == "WordPiece"
+
+
+def test_modernbert_tokenizer_is_byte_level_bpe(reviews):
+    tok = train_tokenizer("modernbert", reviews["text"], 300)
+    ids = tok("The acting was great")["input_ids"]
+    assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id
+    assert type(tok.backend_tokenizer.model).__name__ == "BPE"
+    assert tok.unk_token_id not in tok("naïve 🎬 review")["input_ids"]  # bytes: nothing is unknown
+    assert tok("Great")["input_ids"] != tok("great")["input_ids"]  # cased, as ModernBERT's own
+
+
+def test_tokenizer_round_trips_through_save_pretrained(reviews, tmp_path):
+    tok = train_tokenizer("bert", reviews["text"], 300)
+    tok.save_pretrained(tmp_path)
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    assert again("a wonderful film")["input_ids"] == tok("a wonderful film")["input_ids"]
+
+
+@pytest.mark.parametrize("family", ["bert", "modernbert"])
+def test_tokenizer_training_is_deterministic(family):
+    texts = make_reviews(2000, 9)["text"]  # large enough for ties between equally frequent pieces
+    vocabs = [train_tokenizer(family, texts, 400).get_vocab() for _ in range(4)]
+    assert all(v == vocabs[0] for v in vocabs) and 100 < len(vocabs[0]) <= 400
+
+
+@pytest.mark.parametrize("family", ["bert", "modernbert"])
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_scratch_classifier_gives_two_logits(reviews, family, pooling):
+    cfg = model_cfg(name=family, pretrained=None, pooling=pooling)
+    tok = make_tokenizer(cfg, reviews["text"])
+    model = build_classifier(cfg, tok, max_length=64)
+    assert type(model.encoder).__name__ == ("BertModel" if family == "bert" else "ModernBertModel")
+    assert model.encoder.config.vocab_size == len(tok)
+    batch = tok(reviews["text"][:3], padding=True, truncation=True, max_length=64, return_tensors="pt")
+    logits = model(batch["input_ids"], batch["attention_mask"])
+    assert logits.shape == (3, 2) and torch.isfinite(logits).all()
+
+
+def test_same_head_for_both_families(reviews):
+    heads = []
+    for family in ("bert", "modernbert"):
+        cfg = model_cfg(name=family, pretrained=None)
+        model = build_classifier(cfg, make_tokenizer(cfg, reviews["text"]), 64)
+        heads.append([(n, tuple(p.shape)) for n, p in model.named_parameters() if not n.startswith("encoder.")])
+    assert heads[0] == heads[1] == [("head.weight", (2, 64)), ("head.bias", (2,))]
+
+
+def test_mean_pooling_ignores_padding():
+    class Fixed(torch.nn.Module):
+        config = OmegaConf.create({"hidden_size": 2})
+
+        def forward(self, input_ids, attention_mask):
+            hidden = input_ids.unsqueeze(-1).float().expand(-1, -1, 2)
+            return type("Out", (), {"last_hidden_state": hidden})()
+
+    model = SequenceClassifier(Fixed(), pooling="mean", dropout=0.0)
+    model.head.weight.data = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    model.head.bias.data.zero_()
+    logits = model(torch.tensor([[2, 4, 99]]), torch.tensor([[1, 1, 0]]))
+    assert logits[0, 0].item() == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("family", ["bert", "modernbert"])
+def test_saved_model_loads_through_model_pretrained(request, family, reviews):
+    directory = request.getfixturevalue(f"tiny_{family}_dir")
+    cfg = model_cfg(name=family, pretrained=str(directory))
+    tok = make_tokenizer(cfg, ["unused: a pretrained model brings its own tokenizer"])
+    assert len(tok) == len(AutoTokenizer.from_pretrained(directory))
+    model = build_classifier(cfg, tok, max_length=64)
+    assert model.encoder.config.hidden_size == 32 and model.encoder.config.model_type == family
+    batch = tok(reviews["text"][:2], padding=True, return_tensors="pt", truncation=True, max_length=64)
+    assert model(batch["input_ids"], batch["attention_mask"]).shape == (2, 2)
+
+
+def test_unreachable_hub_id_points_to_a_local_dir():
+    cfg = model_cfg(name="bert", pretrained="bert-base-uncased")
+    with pytest.raises(ModelError, match=r"neither a local directory nor reachable.*model.pretrained=/local/dir"):
+        make_tokenizer(cfg, [])
+    with pytest.raises(ModelError, match="experiment=smoke"):
+        build_classifier(cfg, None, 128)
+
+
+def test_directory_without_a_model_is_named(tmp_path):
+    with pytest.raises(ModelError, match="is a directory but not a saved model"):
+        build_classifier(model_cfg(name="bert", pretrained=str(tmp_path)), None, 128)
+
+
+def test_max_length_beyond_the_model_is_rejected(tiny_bert_dir):
+    cfg = model_cfg(name="bert", pretrained=str(tiny_bert_dir))
+    with pytest.raises(ModelError, match=r"data.max_length=1024 is larger than .* \(512 tokens\)"):
+        build_classifier(cfg, make_tokenizer(cfg, []), max_length=1024)

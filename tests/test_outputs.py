@@ -1,0 +1,33 @@
+"""Run files are written whole or not at all, and predictions line up by item."""
+
+import json
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from bertcmp.outputs import write_checkpoint, write_json, write_predictions
+
+
+def test_json_write_replaces_whole_and_leaves_no_temp_files(tmp_path):
+    path = tmp_path / "metrics.json"
+    write_json(path, {"status": "running"})
+    write_json(path, {"status": "completed", "value": np.float32(0.5)})
+    assert json.loads(path.read_text()) == {"status": "completed", "value": 0.5}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_predictions_are_sorted_by_index(tmp_path):
+    path = tmp_path / "test_predictions.csv"
+    write_predictions(path, np.array([7, 2, 5]), np.array([1, 0, 1]), np.array([1, 1, 0]), np.array([0.9, 0.6, 0.2]))
+    assert path.read_text().splitlines() == ["index,label,pred,prob_pos", "2,0,1,0.600000", "5,1,0,0.200000",
+                                             "7,1,1,0.900000"]
+
+
+def test_checkpoint_swaps_in_as_a_whole(tmp_path):
+    target = tmp_path / "checkpoint"
+    write_checkpoint(target, {"w": torch.ones(2)}, lambda d: (d / "config.json").write_text("{}"))
+    write_checkpoint(target, {"w": torch.zeros(2)}, lambda d: None)
+    assert sorted(p.name for p in target.iterdir()) == ["model.safetensors"]
+    assert load_file(target / "model.safetensors")["w"].tolist() == [0.0, 0.0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]

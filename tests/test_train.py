@@ -1,0 +1,129 @@
+"""The training loop on a toy model and toy batches: it needs no encoder and no data set of ours."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from bertcmp.config import TrainerConfig
+from bertcmp.errors import ConfigError, TrainingError
+from bertcmp.train import evaluate, fit, make_scheduler, resolve_device, resolve_precision
+
+
+class BagOfTokens(nn.Module):
+    def __init__(self, vocab: int = 20):
+        super().__init__()
+        self.embed = nn.EmbeddingBag(vocab, 8, mode="mean")
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, input_ids, attention_mask):
+        return self.out(self.embed(input_ids))
+
+
+def toy_batches(n: int, seed: int, batch_size: int = 16) -> list[dict]:
+    """Label 1 when token 1 appears more often than token 2."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, 3, (n, 6), generator=g)
+    labels = ((ids == 1).sum(1) > (ids == 2).sum(1)).long()
+    return [{"input_ids": ids[i:i + batch_size], "attention_mask": torch.ones_like(ids[i:i + batch_size]),
+             "labels": labels[i:i + batch_size]} for i in range(0, n, batch_size)]
+
+
+def trainer_cfg(**overrides):
+    return OmegaConf.merge(OmegaConf.structured(TrainerConfig), {"lr": 0.05, "epochs": 4, "precision": "fp32",
+                                                                 **overrides})
+
+
+def test_fit_learns_and_keeps_the_best_epoch():
+    torch.manual_seed(0)
+    model = BagOfTokens()
+    steps, epochs = [], []
+    result = fit(model, toy_batches(256, 0), toy_batches(128, 1), trainer_cfg(), torch.device("cpu"),
+                 on_step=lambda s, loss, lr: steps.append((s, loss, lr)), on_epoch=epochs.append)
+    assert len(result.history) == 4 and [r.epoch for r in epochs] == [1, 2, 3, 4]
+    assert [s for s, _, _ in steps] == list(range(1, 4 * 16 + 1)) and epochs[-1].step == 64
+    accuracies = [r.valid_accuracy for r in result.history]
+    assert result.best_epoch == accuracies.index(max(accuracies)) + 1
+    assert max(accuracies) > 0.9
+    assert result.history[-1].train_loss < result.history[0].train_loss
+    assert result.history[0].examples == 256 and result.history[0].tokens == 256 * 6
+    # the kept weights are the best epoch's, not the last
+    model.load_state_dict(result.best_state)
+    assert evaluate(model, toy_batches(128, 1), torch.device("cpu")).accuracy == max(accuracies)
+
+
+def test_evaluate_metrics_match_hand_counts():
+    class Fixed(nn.Module):
+        def forward(self, input_ids, attention_mask):
+            return torch.stack([torch.zeros(len(input_ids)), input_ids[:, 0].float() - 0.5], 1)
+
+    ids = torch.tensor([[1], [1], [0], [0], [1]])
+    labels = torch.tensor([1, 0, 0, 1, 1])
+    batch = [{"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}]
+    ev = evaluate(Fixed(), batch, torch.device("cpu"))
+    assert ev.preds.tolist() == [1, 1, 0, 0, 1]
+    assert ev.accuracy == pytest.approx(3 / 5)
+    assert ev.precision == pytest.approx(2 / 3) and ev.recall == pytest.approx(2 / 3)
+    assert ev.f1 == pytest.approx(2 / 3)
+    p = 1 / (1 + math.exp(-0.5))
+    expected = -np.mean([math.log(p), math.log(1 - p), math.log(p), math.log(1 - p), math.log(p)])
+    assert ev.loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_nan_loss_stops_the_run():
+    with pytest.raises(TrainingError, match=r"loss became (nan|inf).*lower trainer.lr"):
+        fit(BagOfTokens(), toy_batches(64, 0), toy_batches(32, 1), trainer_cfg(lr=1e30, optimizer="adamw"),
+            torch.device("cpu"))
+
+
+def test_fit_is_reproducible():
+    def once():
+        torch.manual_seed(3)
+        return fit(BagOfTokens(), toy_batches(128, 0), toy_batches(64, 1), trainer_cfg(epochs=2),
+                   torch.device("cpu")).history
+
+    a, b = once(), once()
+    assert [r.train_loss for r in a] == [r.train_loss for r in b]
+
+
+def test_linear_schedule_with_warmup():
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = make_scheduler(opt, trainer_cfg(scheduler="linear", warmup_ratio=0.1), total_steps=100)
+    lrs = []
+    for _ in range(100):
+        lrs.append(sched.get_last_lr()[0])
+        opt.step()
+        sched.step()
+    assert lrs[0] == 0 and lrs[10] == pytest.approx(1.0) and lrs[55] == pytest.approx(0.5) and lrs[-1] < 0.02
+
+
+def test_constant_schedule_keeps_the_rate():
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.3)
+    sched = make_scheduler(opt, trainer_cfg(), total_steps=10)
+    for _ in range(10):
+        opt.step()
+        sched.step()
+    assert sched.get_last_lr() == [0.3]
+
+
+def test_devices_and_precisions():
+    assert resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        assert resolve_device("auto", job_num=3).type == "cpu"
+        with pytest.raises(ConfigError, match="trainer.device=cuda"):
+            resolve_device("cuda")
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) is None and resolve_precision("fp32", cpu) is None
+    assert resolve_precision("bf16", cpu) == torch.bfloat16
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        resolve_precision("fp16", cpu)
+
+
+def test_bf16_autocast_trains_on_cpu():
+    torch.manual_seed(0)
+    result = fit(BagOfTokens(), toy_batches(128, 0), toy_batches(64, 1), trainer_cfg(epochs=2, precision="bf16"),
+                 torch.device("cpu"))
+    assert all(math.isfinite(r.train_loss) for r in result.history)
