@@ -29,7 +29,7 @@ from bertcmp import outputs
 from bertcmp.config import register_configs, validate
 from bertcmp.data import load_splits, make_loader, tokenize_splits
 from bertcmp.errors import BertcmpError
-from bertcmp.model import build_classifier, count_parameters, make_tokenizer
+from bertcmp.model import build_classifier, check_pretrained, count_parameters, make_tokenizer
 from bertcmp.tracking import start_run
 from bertcmp.train import EpochRecord, evaluate, fit, resolve_device, resolve_precision
 
@@ -62,6 +62,7 @@ def main(cfg: DictConfig) -> Optional[float]:
 
 def experiment(cfg: DictConfig, run: "RunInfo") -> float:
     validate(cfg)  # before anything slow, so a bad value costs nothing
+    check_pretrained(cfg.model, cfg.data.max_length)
     set_seed(cfg.seed)
     device = resolve_device(cfg.trainer.device, run.job_num)
     dtype = resolve_precision(cfg.trainer.precision, device)

@@ -109,8 +109,13 @@ def train_tokenizer(family: str, texts: Sequence[str], vocab_size: int) -> PreTr
 # ---------------------------------------------------------------------------------------------- encoders
 
 
-def load_encoder(pretrained: str, family: str, max_length: int) -> PreTrainedModel:
-    """A pretrained encoder from a Hub id or a local directory (what `save_pretrained` writes)."""
+def check_pretrained(cfg: DictConfig, max_length: int) -> None:
+    """Fail fast, before any data loads: the pretrained model is there and takes `max_length` tokens."""
+    if cfg.pretrained:
+        _pretrained_config(cfg.pretrained, cfg.name, max_length)
+
+
+def _pretrained_config(pretrained: str, family: str, max_length: int):
     try:
         config = AutoConfig.from_pretrained(pretrained)
     except Exception as err:
@@ -119,6 +124,12 @@ def load_encoder(pretrained: str, family: str, max_length: int) -> PreTrainedMod
         log.warning("model.pretrained=%s is a %r model but model.name=%s", pretrained, config.model_type,
                     _family_of(family))
     _check_length(max_length, config, f"model.pretrained={pretrained}")
+    return config
+
+
+def load_encoder(pretrained: str, family: str, max_length: int) -> PreTrainedModel:
+    """A pretrained encoder from a Hub id or a local directory (what `save_pretrained` writes)."""
+    config = _pretrained_config(pretrained, family, max_length)
     try:
         return AutoModel.from_pretrained(pretrained, config=config)
     except Exception as err:

@@ -113,7 +113,7 @@ def test_help_shows_groups_keys_and_examples(tmp_path):
     (["experiment=smoke", "trainer.lr=0"], "trainer.lr=0.0 must be > 0"),
     (["experiment=smoke", "data.batch_size=0"], "data.batch_size=0 must be >= 1"),
     (["data.source=/no/such/imdb", "model.pretrained=null"], "data.source='/no/such/imdb' does not exist"),
-    (["experiment=smoke", "model.pretrained=nobody/no-such-model"],
+    (["model.pretrained=nobody/no-such-model"],  # reported before the (unreachable) default data is tried
      "model.pretrained='nobody/no-such-model' is neither a local directory nor reachable"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, args, message):
