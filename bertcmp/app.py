@@ -8,14 +8,18 @@ epoch's weights -> test -> outputs. This is the one place that wires data, model
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import logging
-from importlib import resources
 import resource
+import signal
 import sys
 import time
 from datetime import datetime, timezone
+from importlib import resources
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import hydra
 import torch
@@ -30,6 +34,7 @@ from bertcmp.config import register_configs, validate
 from bertcmp.data import load_splits, make_loader, tokenize_splits
 from bertcmp.errors import BertcmpError
 from bertcmp.model import build_classifier, check_pretrained, count_parameters, make_tokenizer
+from bertcmp.sweep import cpu_threads_per_job, launcher_parallelism
 from bertcmp.tracking import start_run
 from bertcmp.train import EpochRecord, evaluate, fit, resolve_device, resolve_precision
 
@@ -42,22 +47,52 @@ CONFIG_DIR = str(resources.files("bertcmp.conf"))
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> Optional[float]:
-    """Run one job; return its best validation accuracy (what a Hydra sweeper would optimise)."""
+    """Run one job; return its best validation accuracy (what a Hydra sweeper would optimise).
+
+    In a sweep, a failing job records why in its metrics.json and returns NaN, so its siblings go on; the
+    end-of-sweep report (bertcmp.sweep.SweepReport) lists the failures and exits non-zero."""
     run = RunInfo.from_hydra(cfg)
+    previous = outputs.read_json(run.dir / outputs.METRICS) or {}
+    if previous.get("status") == "completed" and previous.get("config_hash") == run.config_hash:
+        log.info("skipping %s: completed earlier with this config (valid accuracy %.4f)", run.dir.name,
+                 previous["valid"]["accuracy"])
+        return previous["valid"]["accuracy"]
     run.write_status("running")
     try:
-        return experiment(cfg, run)
-    except BertcmpError as err:
+        with sigterm_as_interrupt():
+            return experiment(cfg, run)
+    except KeyboardInterrupt:
+        run.write_status("interrupted", error="interrupted (Ctrl-C or SIGTERM); run again to resume")
+        log.warning("interrupted; the same command resumes from the last finished epoch")
+        raise SystemExit(130) from None  # the shell's code for Ctrl-C; the sweep stops too
+    except BertcmpError as err:  # the user's input: one line that says what is wrong, no traceback
         run.write_status("failed", error=str(err))
         log.error("%s", err)
-        sys.exit(1)  # the user's input is wrong: say so in one line, no traceback
-    except KeyboardInterrupt:
-        run.write_status("interrupted", error="interrupted by the user")
-        raise
-    except Exception as err:
+        failure: BaseException = SystemExit(1)
+    except Exception as err:  # a bug or the machine (out of memory, ...): the traceback goes to the job log
         run.write_status("failed", error=f"{type(err).__name__}: {err}")
         log.exception("run failed")
-        raise
+        failure = err
+    if run.multirun:
+        return float("nan")
+    raise failure
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (kill, SLURM's time limit) like Ctrl-C, so the run is recorded as interrupted."""
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def experiment(cfg: DictConfig, run: "RunInfo") -> float:
@@ -66,6 +101,8 @@ def experiment(cfg: DictConfig, run: "RunInfo") -> float:
     set_seed(cfg.seed)
     device = resolve_device(cfg.trainer.device, run.job_num)
     dtype = resolve_precision(cfg.trainer.precision, device)
+    if device.type == "cpu":  # parallel jobs share the cores instead of fighting over them
+        torch.set_num_threads(cpu_threads_per_job(run.parallel_jobs))
 
     # data and tokenizer: texts are tokenized once, and the tokens cached for every later run
     splits = load_splits(cfg.data)
@@ -88,9 +125,21 @@ def experiment(cfg: DictConfig, run: "RunInfo") -> float:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    tracker = start_run(cfg.logger, run.tracked_config(cfg), run.name, run.group, run.dir)
+    resume = outputs.read_resume_state(run.dir)
+    if resume is not None and resume.get("config_hash") != run.config_hash:
+        log.warning("ignoring %s/%s: it was saved with another config", run.dir, outputs.RESUME)
+        resume = None
+    if resume is not None:
+        log.info("resuming after epoch %d of %d", len(resume["fit"]["history"]), cfg.trainer.epochs)
+
+    tracker = start_run(cfg.logger, run.tracked_config(cfg), run.name, run.group, run.dir,
+                        run_id=resume["tracker_id"] if resume else None)
     try:
-        history: list[EpochRecord] = []
+        history: list[EpochRecord] = [EpochRecord(**r) for r in resume["fit"]["history"]] if resume else []
+
+        def save_state(state: dict) -> None:
+            outputs.write_resume_state(run.dir, {"config_hash": run.config_hash, "tracker_id": tracker.run_id,
+                                                 "fit": state})
 
         def on_epoch(record: EpochRecord) -> None:
             history.append(record)
@@ -104,7 +153,7 @@ def experiment(cfg: DictConfig, run: "RunInfo") -> float:
                      record.valid_accuracy, record.seconds, record.examples / record.train_seconds)
 
         result = fit(model, train_loader, valid_loader, cfg.trainer, device, on_step=tracker.log_step,
-                     on_epoch=on_epoch)
+                     on_epoch=on_epoch, save_state=save_state, resume=resume["fit"] if resume else None)
 
         # test once, with the weights of the best validation epoch
         model.load_state_dict(result.best_state)
@@ -136,6 +185,7 @@ def experiment(cfg: DictConfig, run: "RunInfo") -> float:
             "precision": "fp32" if dtype is None else str(dtype).removeprefix("torch."),
         }
         run.write_status("completed", **metrics)
+        outputs.clear_resume_state(run.dir)  # only the best weights outlive the run (or none)
         tracker.summarise({"best_epoch": result.best_epoch, **{f"test/{k}": v for k, v in test.metrics().items()},
                            "train/examples_per_s": metrics["train"]["examples_per_s"]})
     except BaseException:
@@ -158,9 +208,10 @@ class RunInfo:
     """Where this job writes, what it is called, and its metrics.json, rewritten whole at every status change."""
 
     def __init__(self, directory: Path, name: str, group: Optional[str], job_num: int, overrides: list[str],
-                 model: str):
+                 model: str, config_hash: str, multirun: bool = False, parallel_jobs: int = 1):
         self.dir, self.name, self.group, self.job_num = directory, name, group, job_num
-        self.overrides, self.model = overrides, model
+        self.overrides, self.model, self.config_hash = overrides, model, config_hash
+        self.multirun, self.parallel_jobs = multirun, parallel_jobs
         self.started = time.time()
 
     @classmethod
@@ -171,7 +222,8 @@ class RunInfo:
         group = "_".join(Path(hc.sweep.dir).parts[-2:]) if multirun else None
         name = hc.job.override_dirname or str(cfg.model.name.value)
         return cls(directory, name, group, hc.job.num if multirun else 0, list(hc.overrides.task),
-                   str(cfg.model.name.value))
+                   str(cfg.model.name.value), config_hash(cfg), multirun,
+                   launcher_parallelism(hc.launcher) if multirun else 1)
 
     def tracked_config(self, cfg: DictConfig) -> dict[str, Any]:
         config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
@@ -182,12 +234,21 @@ class RunInfo:
         now = time.time()
         outputs.write_json(self.dir / outputs.METRICS, {
             "status": status, "model": self.model, **fields, "overrides": self.overrides,
+            "config_hash": self.config_hash,
             "wall_seconds": now - self.started,
             "started_at": datetime.fromtimestamp(self.started, timezone.utc).isoformat(timespec="seconds"),
             "updated_at": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds"),
             "versions": {"bertcmp": bertcmp.__version__, "torch": torch.__version__,
                          "transformers": _version("transformers"), "python": sys.version.split()[0]},
         })
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """Identity of what a run computes: the resolved config without where it caches or how it is tracked."""
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    config.pop("logger", None)
+    config.pop("cache_dir", None)
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _version(package: str) -> str:

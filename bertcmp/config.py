@@ -140,8 +140,19 @@ class Config:
 
 
 def register_configs() -> None:
-    """Make the schema available to conf/config.yaml's defaults list as `bertcmp_schema`."""
-    ConfigStore.instance().store(name="bertcmp_schema", node=Config)
+    """Make the schema available to conf/config.yaml's defaults list as `bertcmp_schema`, and give
+    hydra/launcher=joblib a sensible n_jobs (see bertcmp.sweep.default_n_jobs)."""
+    cs = ConfigStore.instance()
+    cs.store(name="bertcmp_schema", node=Config)
+    # The plugin's own preset runs one job per CPU core (n_jobs=-1): 64 trainings on an 8-GPU machine.
+    # Hydra's plugin scan (once per process) stores that preset; scan first, so ours replaces it.
+    from hydra.core.plugins import Plugins
+    from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
+
+    Plugins.instance()
+
+    cs.store(group="hydra/launcher", name="joblib", node=JobLibLauncherConf(n_jobs="${bertcmp.n_jobs:}"),
+             provider="bertcmp")
 
 
 def _slug(text: str) -> str:

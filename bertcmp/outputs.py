@@ -5,6 +5,7 @@ so an interrupted run leaves the previous complete version or nothing, never a t
     history.jsonl         one line per epoch
     test_predictions.csv  index,label,pred,prob_pos for every test item
     checkpoint/           the best weights (model.safetensors), the encoder config and the tokenizer
+    resume/state.pt       while training: the last finished epoch's full state; removed once the run completes
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ METRICS = "metrics.json"
 HISTORY = "history.jsonl"
 PREDICTIONS = "test_predictions.csv"
 CHECKPOINT = "checkpoint"
+RESUME = "resume"
 
 
 def write_text(path: Path, text: str) -> None:
@@ -64,6 +66,32 @@ def write_checkpoint(directory: Path, state: dict[str, torch.Tensor], save_extra
     save_extras(tmp)
     shutil.rmtree(directory, ignore_errors=True)
     os.replace(tmp, directory)
+
+
+def write_resume_state(run_dir: Path, state: dict) -> None:
+    directory = run_dir / RESUME
+    directory.mkdir(exist_ok=True)
+    tmp = directory / f".state.pt.tmp{os.getpid()}"
+    torch.save(state, tmp)
+    os.replace(tmp, directory / "state.pt")
+
+
+def read_resume_state(run_dir: Path) -> dict | None:
+    path = run_dir / RESUME / "state.pt"
+    # our own file, holding random-generator states that weights_only loading refuses
+    return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None
+
+
+def clear_resume_state(run_dir: Path) -> None:
+    shutil.rmtree(run_dir / RESUME, ignore_errors=True)
+
+
+def read_json(path: Path) -> dict | None:
+    """The parsed file, or None when it is missing or not valid JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def _plain(value: Any) -> Any:

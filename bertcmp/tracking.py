@@ -43,6 +43,10 @@ class Tracker:
     def __init__(self, run: Any):
         self.run = run
 
+    @property
+    def run_id(self) -> str:
+        return self.run.id
+
     def log_step(self, step: int, loss: float, lr: float) -> None:
         self.run.log({"train/loss": loss, "train/lr": lr}, step=step)
 
@@ -57,13 +61,16 @@ class Tracker:
         self.run.finish(exit_code=exit_code)
 
 
-def start_run(cfg: DictConfig, config: dict, name: str, group: Optional[str], directory: Path) -> Tracker:
-    """Start the job's W&B run, writing its files under `directory` (the job's output dir)."""
+def start_run(cfg: DictConfig, config: dict, name: str, group: Optional[str], directory: Path,
+              run_id: Optional[str] = None) -> Tracker:
+    """Start the job's W&B run, writing its files under `directory` (the job's output dir); with `run_id`,
+    go on with that earlier W&B run (a resumed training)."""
     import wandb  # imported here: it is slow to import and the rest of the package does not need it
 
     mode = resolve_mode(str(getattr(cfg.mode, "value", cfg.mode)))
     run = wandb.init(project=cfg.project, entity=cfg.entity, group=cfg.group or group, tags=list(cfg.tags),
                      name=name, config=config, dir=str(directory), mode=mode, job_type="train",
+                     id=run_id, resume="allow" if run_id else None,
                      reinit="finish_previous")  # a worker process reused by joblib may still hold a run
     run.define_metric("epoch")
     for prefix in ("valid/*", "epoch_seconds"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import random
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -158,8 +159,13 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device,
 
 def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cfg: DictConfig,
         device: torch.device, on_step: Optional[StepHook] = None,
-        on_epoch: Optional[Callable[[EpochRecord], None]] = None) -> FitResult:
-    """Train for cfg.epochs; keep the weights of the epoch with the best validation accuracy (earliest on ties)."""
+        on_epoch: Optional[Callable[[EpochRecord], None]] = None,
+        save_state: Optional[Callable[[dict], None]] = None, resume: Optional[dict] = None) -> FitResult:
+    """Train for cfg.epochs; keep the weights of the epoch with the best validation accuracy (earliest on ties).
+
+    After every epoch `save_state` gets everything needed to go on exactly where training stopped (weights,
+    optimizer, scheduler, random states, history); passing that back as `resume` continues with the next
+    epoch and, on the CPU, ends with the same numbers as a run that was never interrupted."""
     dtype = resolve_precision(cfg.precision, device)
     model.to(device)
     optimizer = make_optimizer(model, cfg)
@@ -168,7 +174,16 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
     history: list[EpochRecord] = []
     best_epoch, best_accuracy, best_state = 0, -1.0, {}
     step = 0
-    for epoch in range(1, cfg.epochs + 1):
+    if resume:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        scaler.load_state_dict(resume["scaler"])
+        history = [EpochRecord(**r) for r in resume["history"]]
+        best_epoch, best_accuracy, best_state = resume["best_epoch"], resume["best_accuracy"], resume["best_state"]
+        step = resume["step"]
+        _set_rng_states(resume["rng"], train_loader)
+    for epoch in range(len(history) + 1, cfg.epochs + 1):
         started = time.perf_counter()
         model.train()
         loss_sum = correct = examples = tokens = padded = 0
@@ -212,7 +227,45 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
         history.append(record)
         if valid.accuracy > best_accuracy:
             best_epoch, best_accuracy = epoch, valid.accuracy
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            best_state = _cpu_copy(model.state_dict())
+        if save_state and epoch < cfg.epochs:  # saved before the epoch is reported: a resume never lags the log
+            save_state({"model": _cpu_copy(model.state_dict()), "optimizer": _snapshot(optimizer.state_dict()),
+                        "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                        "history": [r.to_dict() for r in history], "best_epoch": best_epoch,
+                        "best_accuracy": best_accuracy, "best_state": best_state, "step": step,
+                        "rng": _rng_states(train_loader)})
         if on_epoch:
             on_epoch(record)
     return FitResult(history=history, best_epoch=best_epoch, best_state=best_state)
+
+
+def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+
+
+def _snapshot(value):
+    """A CPU copy of tensors nested in dicts and lists: optimizer.state_dict() shares the live tensors."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _snapshot(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_snapshot(v) for v in value)
+    return value
+
+
+def _rng_states(loader: DataLoader) -> dict:
+    """Every source of randomness in training: dropout (torch), batch order (the loader's generator)."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "loader": loader.generator.get_state() if loader.generator is not None else None}
+
+
+def _set_rng_states(states: dict, loader: DataLoader) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    if states["loader"] is not None and loader.generator is not None:
+        loader.generator.set_state(states["loader"])

@@ -127,3 +127,24 @@ def test_bf16_autocast_trains_on_cpu():
     result = fit(BagOfTokens(), toy_batches(128, 0), toy_batches(64, 1), trainer_cfg(epochs=2, precision="bf16"),
                  torch.device("cpu"))
     assert all(math.isfinite(r.train_loss) for r in result.history)
+
+
+def test_resume_from_a_saved_epoch_gives_the_same_run():
+    def train(epochs, resume=None, saved=None):
+        torch.manual_seed(5)
+        model = BagOfTokens()
+        loader = torch.utils.data.DataLoader(toy_batches(128, 0, batch_size=1), batch_size=None, shuffle=True,
+                                             generator=torch.Generator().manual_seed(1))
+        result = fit(model, loader, toy_batches(64, 1), trainer_cfg(epochs=epochs, optimizer="adamw",
+                                                                    scheduler="linear", warmup_ratio=0.2),
+                     torch.device("cpu"), save_state=saved.append if saved is not None else None, resume=resume)
+        return result
+
+    whole = train(4)
+    states: list = []
+    train(4, saved=states)
+    assert len(states) == 3  # after epochs 1..3; the last epoch ends the run instead
+    resumed = train(4, resume=states[1])  # as if the machine died during epoch 3
+    assert [r.train_loss for r in resumed.history] == [r.train_loss for r in whole.history]
+    assert resumed.best_epoch == whole.best_epoch
+    assert all(torch.equal(resumed.best_state[k], whole.best_state[k]) for k in whole.best_state)

@@ -1,0 +1,76 @@
+"""Sweep-level behaviour: how many jobs run at once, each job's share of the CPU, and the end-of-sweep
+report that lists failed runs and makes the command exit non-zero when there are any."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from bertcmp.outputs import METRICS, read_json
+
+def cpu_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_n_jobs() -> int:
+    """Parallel jobs for hydra/launcher=joblib: one per GPU; without GPUs, up to 4 sharing the cores."""
+    import torch  # here, not at import: the resolver is only called when a joblib sweep is configured
+
+    gpus = torch.cuda.device_count()
+    return gpus if gpus else max(1, min(4, cpu_cores()))
+
+
+if not OmegaConf.has_resolver("bertcmp.n_jobs"):
+    OmegaConf.register_new_resolver("bertcmp.n_jobs", default_n_jobs, use_cache=True)
+
+
+def cpu_threads_per_job(parallel_jobs: int) -> int:
+    """Each of `parallel_jobs` jobs on this machine gets an equal share of the cores, at least one."""
+    if parallel_jobs < 1:  # joblib's n_jobs=-1 means one job per core
+        parallel_jobs = cpu_cores() + 1 + parallel_jobs
+    return max(1, cpu_cores() // max(1, parallel_jobs))
+
+
+def launcher_parallelism(launcher: Any) -> int:
+    """How many jobs the configured launcher runs at once on this machine (1 for the basic launcher)."""
+    if "joblib" in str(launcher.get("_target_", "")):
+        return int(launcher.get("n_jobs", 1))
+    return 1
+
+
+def summarise_sweep(sweep_dir: Path) -> tuple[list[str], list[str]]:
+    """Lines for the completed runs and for the others (failed, interrupted, never finished)."""
+    done, problems = [], []
+    for run_dir in sorted((p for p in sweep_dir.iterdir() if p.is_dir() and (p / ".hydra").is_dir()),
+                          key=lambda p: (int(p.name.split("_")[0]) if p.name.split("_")[0].isdigit() else 0, p.name)):
+        metrics = read_json(run_dir / METRICS)
+        if metrics is None:
+            problems.append(f"{run_dir.name}: no readable {METRICS} (the job did not start or was killed)")
+        elif metrics.get("status") == "completed":
+            done.append(f"{run_dir.name}: valid accuracy {metrics['valid']['accuracy']:.4f}, "
+                        f"test accuracy {metrics['test']['accuracy']:.4f}")
+        else:
+            problems.append(f"{run_dir.name}: {metrics.get('status')}: {metrics.get('error', 'no error recorded')}")
+    return done, problems
+
+
+class SweepReport(Callback):
+    """At the end of a multirun: one line per run, the failures listed with their errors, exit 1 if any."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        done, problems = summarise_sweep(sweep_dir)
+        lines = [f"sweep {sweep_dir}: {len(done)} completed, {len(problems)} not completed"]
+        lines += [f"  ok      {line}" for line in done] + [f"  FAILED  {line}" for line in problems]
+        # print, not log: after the jobs, the logging setup is the last job's, whose file is not the place
+        print("\n".join(lines), flush=True)
+        if problems:
+            sys.exit(1)  # SystemExit passes through Hydra's callback guard, which only swallows Exceptions

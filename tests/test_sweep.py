@@ -1,0 +1,194 @@
+"""Sweeps: parallel jobs, failures that stay one failure, skipping what is done, resuming what was cut off."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from bertcmp.app import CONFIG_DIR
+from bertcmp.sweep import cpu_cores, cpu_threads_per_job, default_n_jobs, launcher_parallelism, summarise_sweep
+from conftest import run_cli
+
+TINY = ["experiment=smoke", "data.num_examples=600", "trainer.epochs=1"]
+
+
+def run_dirs(sweep: Path) -> list[Path]:
+    return sorted(p for p in sweep.iterdir() if (p / ".hydra").is_dir())
+
+
+def metrics(run: Path) -> dict:
+    return json.loads((run / "metrics.json").read_text())
+
+
+# ---------------------------------------------------------------------------------------------- unit
+
+
+def test_cpu_share_per_job():
+    cores = cpu_cores()
+    assert cpu_threads_per_job(1) == cores
+    assert cpu_threads_per_job(cores) == 1
+    assert cpu_threads_per_job(4 * cores) == 1
+    assert cpu_threads_per_job(-1) == 1  # joblib: one job per core
+
+
+def test_default_n_jobs_without_gpus():
+    import torch
+
+    if torch.cuda.device_count() == 0:
+        assert default_n_jobs() == min(4, cpu_cores())
+
+
+def test_launcher_parallelism():
+    assert launcher_parallelism({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}) == 1
+    assert launcher_parallelism({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+                                 "n_jobs": 3}) == 3
+
+
+def compose_with_hydra(*overrides: str):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_joblib_preset_has_a_sensible_n_jobs():
+    cfg = compose_with_hydra("hydra/launcher=joblib")
+    assert cfg.hydra.launcher.n_jobs == default_n_jobs()
+    assert compose_with_hydra("hydra/launcher=joblib", "hydra.launcher.n_jobs=3").hydra.launcher.n_jobs == 3
+
+
+def test_slurm_preset_asks_one_gpu_per_task():
+    launcher = compose_with_hydra("hydra/launcher=slurm", "hydra.launcher.partition=gpu").hydra.launcher
+    assert "SlurmLauncher" in launcher._target_
+    assert (launcher.gpus_per_node, launcher.tasks_per_node, launcher.partition) == (1, 1, "gpu")
+    assert launcher.timeout_min > 0 and launcher.array_parallelism > 0
+
+
+def test_lr_sweep_preset_is_the_whole_grid():
+    params = compose_with_hydra("experiment=lr_sweep").hydra.sweeper.params
+    assert params["model"] == "bert,modernbert" and params["trainer.lr"] == "2e-5,3e-5,5e-5,8e-5"
+
+
+def test_modern_recipe_preset():
+    t = compose_with_hydra("experiment=modern_recipe").trainer
+    assert (t.optimizer.value, list(t.betas), t.eps, t.scheduler.value, t.warmup_ratio) == \
+        ("adamw", [0.9, 0.98], 1e-6, "linear", 0.1)
+    assert 0 < t.weight_decay < 1e-3
+
+
+def test_summary_lists_what_did_not_complete(tmp_path):
+    for name, record in (("0_a", {"status": "completed", "valid": {"accuracy": 0.9}, "test": {"accuracy": 0.8}}),
+                         ("1_b", {"status": "failed", "error": "data.source='x' does not exist"}),
+                         ("2_c", None)):
+        (tmp_path / name / ".hydra").mkdir(parents=True)
+        if record:
+            (tmp_path / name / "metrics.json").write_text(json.dumps(record))
+    (tmp_path / ".submitit").mkdir()
+    done, problems = summarise_sweep(tmp_path)
+    assert done == ["0_a: valid accuracy 0.9000, test accuracy 0.8000"]
+    assert problems[0] == "1_b: failed: data.source='x' does not exist"
+    assert problems[1].startswith("2_c: no readable metrics.json")
+
+
+# ---------------------------------------------------------------------------------------------- end to end
+
+
+def test_joblib_sweep_of_four_runs(tmp_path):
+    result = run_cli("-m", *TINY, "model=bert,modernbert", "seed=0,1", "hydra/launcher=joblib",
+                     "hydra.launcher.n_jobs=2", "logger.mode=offline", f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    runs = run_dirs(tmp_path)
+    assert len(runs) == 4 and all(metrics(r)["status"] == "completed" for r in runs)
+    assert [r.name.split("_", 1)[0] for r in runs] == ["0", "1", "2", "3"] and "seed=1" in runs[3].name
+    for run in runs:  # one W&B run per job, although joblib's two workers ran two jobs each
+        assert len(list((run / "wandb").glob("offline-run-*/run-*.wandb"))) == 1
+    assert "sweep " in result.stdout and "4 completed, 0 not completed" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def sweep_with_a_failure(tmp_path_factory):
+    root = tmp_path_factory.mktemp("failing")
+    args = ["-m", *TINY, "model.pretrained=null,/no/such/model", "logger.mode=disabled",
+            f"hydra.sweep.dir={root / 'sweep'}"]
+    return root, args, run_cli(*args, cwd=root)
+
+
+def test_one_failure_stays_one_failure(sweep_with_a_failure):
+    root, _, result = sweep_with_a_failure
+    assert result.returncode != 0
+    good, bad = run_dirs(root / "sweep")
+    assert metrics(good)["status"] == "completed"
+    failed = metrics(bad)
+    assert failed["status"] == "failed" and "model.pretrained='/no/such/model'" in failed["error"]
+    assert "1 completed, 1 not completed" in result.stdout
+    assert f"FAILED  {bad.name}: failed: model.pretrained='/no/such/model'" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "neither a local directory" in (bad / "bertcmp.log").read_text()
+
+
+def test_rerun_skips_completed_runs(sweep_with_a_failure):
+    root, args, _ = sweep_with_a_failure
+    good, bad = run_dirs(root / "sweep")
+    results = ["metrics.json", "history.jsonl", "test_predictions.csv", "checkpoint/model.safetensors"]
+    before = {name: (good / name).stat().st_mtime_ns for name in results}
+    result = run_cli(*args, cwd=root)
+    assert f"skipping {good.name}: completed earlier" in result.stdout
+    assert {name: (good / name).stat().st_mtime_ns for name in results} == before  # not trained again
+    assert "skipping" in (good / "bertcmp.log").read_text()
+    assert result.returncode != 0 and metrics(bad)["status"] == "failed"  # the failed one was tried again
+
+
+def start_cli(*args: str, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "bertcmp", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def stop_after_first_epoch(process: subprocess.Popen, run_dir: Path, sig: int) -> None:
+    deadline = time.time() + 120
+    while not (run_dir / "history.jsonl").exists():
+        assert process.poll() is None and time.time() < deadline, "the run ended before its first epoch"
+        time.sleep(0.05)
+    process.send_signal(sig)
+    process.communicate(timeout=60)
+
+
+def test_killed_run_resumes_to_the_same_numbers(tmp_path):
+    args = ["experiment=smoke", "model=bert", "trainer.epochs=3", "logger.mode=offline"]
+    whole = run_cli(*args, f"hydra.run.dir={tmp_path / 'whole'}", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+
+    cut = tmp_path / "cut"
+    stop_after_first_epoch(start_cli(*args, f"hydra.run.dir={cut}", cwd=tmp_path), cut, signal.SIGKILL)
+    assert metrics(cut)["status"] == "running" and (cut / "resume" / "state.pt").is_file()
+    again = run_cli(*args, f"hydra.run.dir={cut}", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "resuming after epoch" in again.stdout
+    a, b = metrics(tmp_path / "whole"), metrics(cut)
+    assert (a["valid"], a["test"], a["best_epoch"]) == (b["valid"], b["test"], b["best_epoch"])
+    assert (tmp_path / "whole" / "test_predictions.csv").read_bytes() == (cut / "test_predictions.csv").read_bytes()
+    history = [json.loads(line) for line in (cut / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert not (cut / "resume").exists()  # epoch states only live until the run completes
+
+
+def test_sigterm_marks_the_run_interrupted(tmp_path):
+    run = tmp_path / "run"
+    process = start_cli("experiment=smoke", "model=modernbert", "trainer.epochs=20", "logger.mode=disabled",
+                        f"hydra.run.dir={run}", cwd=tmp_path)
+    stop_after_first_epoch(process, run, signal.SIGTERM)
+    assert process.returncode == 130
+    assert metrics(run)["status"] == "interrupted"
+    assert (run / "resume" / "state.pt").is_file()
+
+
+def test_submitit_local_sweep(tmp_path):
+    """The code path of hydra/launcher=slurm, run by submitit on this machine."""
+    result = run_cli("-m", *TINY, "model=bert,modernbert", "hydra/launcher=submitit_local", "logger.mode=disabled",
+                     f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    runs = run_dirs(tmp_path / "sweep")
+    assert len(runs) == 2 and all(metrics(r)["status"] == "completed" for r in runs)
