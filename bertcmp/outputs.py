@@ -16,11 +16,12 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
-import torch
-from safetensors.torch import save_file
+
+if TYPE_CHECKING:  # torch is imported where weights are written: bertcmp.compare reads runs without it
+    import torch
 
 METRICS = "metrics.json"
 HISTORY = "history.jsonl"
@@ -57,8 +58,10 @@ def write_predictions(path: Path, index: np.ndarray, labels: np.ndarray, preds: 
     write_text(path, buffer.getvalue())
 
 
-def write_checkpoint(directory: Path, state: dict[str, torch.Tensor], save_extras: Callable[[Path], None]) -> None:
+def write_checkpoint(directory: Path, state: dict[str, "torch.Tensor"], save_extras: Callable[[Path], None]) -> None:
     """Weights as safetensors plus whatever `save_extras` writes (config, tokenizer), swapped in as a whole."""
+    from safetensors.torch import save_file
+
     tmp = directory.with_name(f".{directory.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -71,12 +74,16 @@ def write_checkpoint(directory: Path, state: dict[str, torch.Tensor], save_extra
 def write_resume_state(run_dir: Path, state: dict) -> None:
     directory = run_dir / RESUME
     directory.mkdir(exist_ok=True)
+    import torch
+
     tmp = directory / f".state.pt.tmp{os.getpid()}"
     torch.save(state, tmp)
     os.replace(tmp, directory / "state.pt")
 
 
 def read_resume_state(run_dir: Path) -> dict | None:
+    import torch
+
     path = run_dir / RESUME / "state.pt"
     # our own file, holding random-generator states that weights_only loading refuses
     return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None

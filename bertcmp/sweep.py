@@ -63,10 +63,22 @@ def summarise_sweep(sweep_dir: Path) -> tuple[list[str], list[str]]:
 
 
 class SweepReport(Callback):
-    """At the end of a multirun: one line per run, the failures listed with their errors, exit 1 if any."""
+    """At the end of a multirun: the comparison report (bertcmp.compare) in <sweep>/comparison/, one line per
+    run with the failures and their errors, and exit 1 if any run did not complete."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            from bertcmp import compare  # here: matplotlib and scipy are needed only once, at the end
+
+            report = compare.build_report([str(sweep_dir)], sweep_dir / "comparison")
+            compare.print_report(report)
+            if report.compared:
+                from bertcmp.tracking import log_comparison
+
+                log_comparison(config.logger, "_".join(sweep_dir.parts[-2:]), report)
+        except Exception as err:  # the report is a bonus; the sweep's own result must still be told
+            print(f"warning: the comparison report failed: {type(err).__name__}: {err}", flush=True)
         done, problems = summarise_sweep(sweep_dir)
         lines = [f"sweep {sweep_dir}: {len(done)} completed, {len(problems)} not completed"]
         lines += [f"  ok      {line}" for line in done] + [f"  FAILED  {line}" for line in problems]

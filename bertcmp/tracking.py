@@ -77,3 +77,24 @@ def start_run(cfg: DictConfig, config: dict, name: str, group: Optional[str], di
         run.define_metric(prefix, step_metric="epoch")
     log.info("W&B run %r in %s mode (group %s)", name, mode, cfg.group or group)
     return Tracker(run)
+
+
+def log_comparison(cfg: DictConfig, group: str, report: Any) -> None:
+    """With W&B online, log the sweep's comparison (table, conclusion, plots) as a run of the sweep's group."""
+    mode = resolve_mode(str(getattr(cfg.mode, "value", cfg.mode)))
+    if mode != "online":
+        return
+    import wandb
+
+    columns = ["configuration", "model", "runs", "valid_accuracy", "test_accuracy", "test_accuracy_std", "test_f1",
+               "train_examples_per_s", "params", "peak_memory_mb"]
+    rows = [[r["configuration"], r["model"], r["runs"], r["valid.accuracy"], r["test.accuracy"],
+             r["test.accuracy_std"], r["test.f1"], r["train.examples_per_s"], r["params"], r["peak_memory_mb"]]
+            for r in report.rows]
+    run = wandb.init(project=cfg.project, entity=cfg.entity, group=cfg.group or group, job_type="compare",
+                     name="comparison", mode=mode, reinit="finish_previous")
+    run.log({"comparison/summary": wandb.Table(columns=columns, data=rows),
+             **{f"comparison/{p.stem}": wandb.Image(str(p)) for p in report.files if p.suffix == ".png"}})
+    if report.head_to_head:
+        run.summary["conclusion"] = report.head_to_head.sentence
+    run.finish()

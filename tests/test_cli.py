@@ -27,7 +27,7 @@ def smoke_sweep(tmp_path_factory):
 
 def test_smoke_sweep_writes_one_dir_per_run(smoke_sweep):
     sweep, result = smoke_sweep
-    runs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    runs = sorted(p.name for p in sweep.iterdir() if (p / ".hydra").is_dir())
     assert runs == ["0_experiment=smoke,logger.mode=offline,model=bert",
                     "1_experiment=smoke,logger.mode=offline,model=modernbert"]
     for run in runs:
@@ -135,3 +135,18 @@ def test_max_length_beyond_the_model(tmp_path, tiny_bert_dir):
                      "logger.mode=disabled", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert result.returncode != 0 and "Traceback" not in result.stdout + result.stderr
     assert "data.max_length=600 is larger than" in result.stdout + result.stderr
+
+
+def test_sweep_ends_with_the_comparison(smoke_sweep):
+    import matplotlib.image
+
+    sweep, result = smoke_sweep
+    report = sweep / "comparison"
+    for name in ("report.md", "summary.csv", "summary.md", "comparison.json"):
+        assert (report / name).is_file()
+    for png in ("learning_curves.png", "accuracy_vs_lr.png", "accuracy_vs_throughput.png"):
+        image = matplotlib.image.imread(report / png)  # a valid PNG, not just a file
+        assert image.shape[0] > 100 and image.shape[1] > 100
+    sentence = json.loads((report / "comparison.json").read_text())["head_to_head"]["sentence"]
+    assert sentence in result.stdout and sentence in (report / "report.md").read_text()
+    assert "2 completed, 0 not completed" in result.stdout

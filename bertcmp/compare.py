@@ -1,0 +1,307 @@
+"""Compare runs: which encoder wins, by how much, and whether the difference is more than noise.
+
+    python -m bertcmp.compare PATH [PATH ...] [--out DIR] [--metric test.accuracy]
+
+PATH is a sweep directory, a run directory or a glob of them; runs of different sweeps may be mixed.
+Writes summary.csv, summary.md, comparison.json, report.md and PNG plots into --out (default: a
+`comparison/` folder inside the first PATH). Reads only the files runs write: no torch, any machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from bertcmp import plots, stats
+from bertcmp.runs import Run, find_run_dirs, load_run
+
+METRICS = ("test.accuracy", "test.f1")
+NAMES = {"bert": "BERT", "modernbert": "ModernBERT"}
+
+
+@dataclass
+class HeadToHead:
+    a: str                      # the two configurations' labels: a = best ModernBERT, b = best BERT
+    b: str
+    metric: str
+    difference: float           # metric(a) - metric(b), in [0, 1] units
+    low: Optional[float] = None
+    high: Optional[float] = None
+    paired_items: bool = False  # the interval comes from a paired bootstrap on the same test items
+    only_a: Optional[int] = None
+    only_b: Optional[int] = None
+    p_value: Optional[float] = None
+    seeds: Optional[dict] = None
+    sentence: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    rows: list[dict]
+    head_to_head: Optional[HeadToHead]
+    not_completed: list[str]
+    problems: list[str]
+    files: list[Path]
+
+    @property
+    def compared(self) -> bool:
+        return bool(self.rows)
+
+
+# ---------------------------------------------------------------------------------------------- the table
+
+
+def summarise(runs: Sequence[Run], metric: str) -> list[dict]:
+    """One row per configuration (runs that differ only in seed), best validation accuracy first."""
+    groups: dict[str, list[Run]] = defaultdict(list)
+    for run in runs:
+        groups[run.config_key].append(run)
+    rows = []
+    for key, members in groups.items():
+        def mean_std(name: str) -> tuple[float, float]:
+            values = [v for v in (r.value(name) for r in members) if v is not None]
+            if not values:
+                return float("nan"), float("nan")
+            return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+        row = {"configuration": members[0].label, "model": members[0].model, "runs": len(members),
+               "seeds": [r.seed for r in members], "lr": members[0].lr, "key": key}
+        for name in ("valid.accuracy", "test.accuracy", "test.f1", "best_epoch", "train.examples_per_s",
+                     "train.tokens_per_s", "wall_seconds", "params", "peak_memory_mb"):
+            row[name], row[name + "_std"] = mean_std(name)
+        row["metric_mean"], row["metric_std"] = row[metric], row[metric + "_std"]
+        rows.append(row)
+    labels = defaultdict(int)
+    for row in rows:
+        labels[row["configuration"]] += 1
+    for row in rows:  # two configurations with one label (e.g. from two sweeps): tell them apart
+        if labels[row["configuration"]] > 1:
+            row["configuration"] += f" [{row['key'][:6]}]"
+    return sorted(rows, key=lambda r: -r["valid.accuracy"])
+
+
+TABLE = [("configuration", "configuration", "{}"), ("runs", "runs", "{}"),
+         ("valid acc", "valid.accuracy", "pm"), ("test acc", "test.accuracy", "pm"), ("test F1", "test.f1", "pm"),
+         ("best epoch", "best_epoch", "{:.1f}"), ("train ex/s", "train.examples_per_s", "{:.1f}"),
+         ("tokens/s", "train.tokens_per_s", "{:.0f}"), ("wall s", "wall_seconds", "{:.0f}"),
+         ("params", "params", "{:.3g}"), ("peak MB", "peak_memory_mb", "{:.0f}")]
+
+
+def _cell(row: dict, key: str, fmt: str) -> str:
+    value = row[key]
+    if fmt == "pm":
+        return f"{value:.4f} ± {row[key + '_std']:.4f}" if row["runs"] > 1 else f"{value:.4f}"
+    return fmt.format(value)
+
+
+def table_text(rows: Sequence[dict]) -> str:
+    cells = [[head for head, _, _ in TABLE]] + [[_cell(r, key, fmt) for _, key, fmt in TABLE] for r in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(TABLE))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in cells]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def table_markdown(rows: Sequence[dict]) -> str:
+    lines = ["| " + " | ".join(head for head, _, _ in TABLE) + " |", "|" + "---|" * len(TABLE)]
+    lines += ["| " + " | ".join(_cell(r, key, fmt) for _, key, fmt in TABLE) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def table_csv(rows: Sequence[dict]) -> str:
+    columns = ["configuration", "model", "runs", "seeds", "lr"]
+    for _, key, _ in TABLE[2:]:
+        columns += [key + "_mean", key + "_std"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for r in rows:
+        values = [r["configuration"], r["model"], r["runs"], " ".join(map(str, r["seeds"])), r["lr"]]
+        for _, key, _ in TABLE[2:]:
+            values += [r[key], r[key + "_std"]]
+        writer.writerow(values)
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------- head to head
+
+
+def head_to_head(runs: Sequence[Run], rows: Sequence[dict], metric: str) -> Optional[HeadToHead]:
+    """The best ModernBERT configuration against the best BERT one, both chosen on validation accuracy."""
+    best = {}
+    for model in ("modernbert", "bert"):
+        candidates = [r for r in rows if r["model"] == model]
+        if not candidates:
+            return None
+        best[model] = max(candidates, key=lambda r: r["valid.accuracy"])
+    members = {m: [r for r in runs if r.config_key == best[m]["key"]] for m in best}
+    # on the item level, each side is represented by its best-validation run among those with usable predictions
+    rep = {m: max(members[m], key=lambda r: (r.predictions is not None, r.value("valid.accuracy") or -1))
+           for m in members}
+    a, b = rep["modernbert"], rep["bert"]
+    h = HeadToHead(a=best["modernbert"]["configuration"], b=best["bert"]["configuration"], metric=metric,
+                   difference=best["modernbert"][metric] - best["bert"][metric])
+    part = metric.split(".")[1]
+    if a.data_key != b.data_key:
+        h.notes.append("the two configurations use different data configs, so their test items differ: "
+                       "compared by their accuracies only, not item by item")
+    elif a.predictions is None or b.predictions is None:
+        h.notes.append("test predictions are missing or unusable for one side: compared by accuracies only")
+    elif not np.array_equal(a.predictions.index, b.predictions.index) or \
+            not np.array_equal(a.predictions.label, b.predictions.label):
+        h.notes.append(f"{a.dir}/test_predictions.csv and {b.dir}/test_predictions.csv list different test "
+                       "items: compared by accuracies only")
+    else:
+        label = a.predictions.label
+        h.difference, h.low, h.high = stats.paired_bootstrap(label, a.predictions.pred, b.predictions.pred, part)
+        h.only_a, h.only_b, h.p_value = stats.mcnemar_exact(label, a.predictions.pred, b.predictions.pred)
+        h.paired_items = True
+        if len(members["modernbert"]) > 1 or len(members["bert"]) > 1:
+            h.notes.append(f"item-level tests use each configuration's best-validation run "
+                           f"(seed {a.seed} and seed {b.seed})")
+    by_seed = {m: {r.seed: r.value(metric) for r in members[m] if r.value(metric) is not None} for m in members}
+    seeds = stats.seed_difference(by_seed["modernbert"], by_seed["bert"])
+    if seeds:
+        h.seeds = asdict(seeds)
+    h.sentence = conclusion(h)
+    return h
+
+
+def _points(x: float) -> str:
+    return f"{abs(x) * 100:.1f}"
+
+
+def conclusion(h: HeadToHead) -> str:
+    """One plain sentence: who is better, by how much, and how sure we are."""
+    unit = "points" if h.metric.endswith("accuracy") else f"points of {h.metric}"
+    if h.paired_items:
+        interval = f"95 % CI {h.low * 100:.1f} to {h.high * 100:.1f}"
+        evidence = f"{interval}, McNemar p = {h.p_value:.3g}" if h.metric.endswith("accuracy") else interval
+        significant = (h.low > 0 or h.high < 0) and (h.p_value < 0.05 or not h.metric.endswith("accuracy"))
+    elif h.seeds:
+        evidence = f"95 % CI over seeds {h.seeds['low'] * 100:.1f} to {h.seeds['high'] * 100:.1f}"
+        significant = h.seeds["low"] > 0 or h.seeds["high"] < 0
+    else:
+        return (f"ModernBERT minus BERT: {h.difference * 100:+.1f} {unit} on {h.metric}; these runs cannot say "
+                "whether that is more than noise (no shared test items and fewer than two seeds per side).")
+    if not significant or h.difference == 0:
+        return f"No significant difference between ModernBERT and BERT ({h.difference * 100:+.1f} {unit}, {evidence})."
+    winner, loser = ("ModernBERT", "BERT") if h.difference > 0 else ("BERT", "ModernBERT")
+    return f"{winner} is better than {loser} by {_points(h.difference)} {unit} ({evidence})."
+
+
+# ---------------------------------------------------------------------------------------------- the report
+
+
+def build_report(paths: Sequence[str], out: Optional[Path] = None, metric: str = "test.accuracy") -> Report:
+    """Read every run under `paths`, write the comparison into `out`, and return what it found."""
+    run_dirs, problems = find_run_dirs(list(paths))
+    runs: list[Run] = []
+    for run_dir in run_dirs:
+        run, found = load_run(run_dir)
+        problems += found
+        if run is not None:
+            runs.append(run)
+    completed = [r for r in runs if r.status == "completed"]
+    not_completed = [f"{r.dir}: {r.status}: {r.metrics.get('error', 'no error recorded')}"
+                     for r in runs if r.status != "completed"]
+    rows = summarise(completed, metric)
+    h2h = head_to_head(completed, rows, metric) if rows else None
+    report = Report(rows=rows, head_to_head=h2h, not_completed=not_completed, problems=problems, files=[])
+    if rows:
+        out = out or Path(paths[0] if not any(c in paths[0] for c in "*?[") else run_dirs[0].parent) / "comparison"
+        report.files = write_files(report, completed, metric, out)
+    return report
+
+
+def write_files(report: Report, runs: Sequence[Run], metric: str, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"summary.csv": table_csv(report.rows), "summary.md": table_markdown(report.rows) + "\n"}
+    figures = {"learning_curves.png": lambda p: plots.learning_curves(runs, p),
+               "accuracy_vs_lr.png": lambda p: plots.metric_vs_lr(report.rows, metric, p),
+               "accuracy_vs_throughput.png": lambda p: plots.metric_vs_throughput(runs, metric, p)}
+    for name, draw in figures.items():
+        draw(out / name)
+    comparison = {"metric": metric, "rows": report.rows,
+                  "head_to_head": asdict(report.head_to_head) if report.head_to_head else None,
+                  "not_completed": report.not_completed, "problems": report.problems}
+    files["comparison.json"] = json.dumps(comparison, indent=2, default=str) + "\n"
+    files["report.md"] = report_markdown(report, list(figures))
+    for name, text in files.items():
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out / name)
+    return [out / name for name in [*files, *figures]]
+
+
+def report_markdown(report: Report, figures: list[str]) -> str:
+    h = report.head_to_head
+    parts = ["# bertcmp comparison", ""]
+    if h:
+        parts += [f"**{h.sentence}**", "", f"Best ModernBERT configuration (on validation accuracy): `{h.a}`; "
+                  f"best BERT configuration: `{h.b}`."]
+        if h.paired_items:
+            parts += ["", f"On the same test items: ModernBERT alone right on {h.only_a}, BERT alone right on "
+                          f"{h.only_b}; paired bootstrap (10,000 resamples of the test items) and exact McNemar test."]
+        if h.seeds:
+            s = h.seeds
+            parts += ["", f"Over seeds ({s['n_a']} ModernBERT, {s['n_b']} BERT runs, "
+                          f"{'paired by seed' if s['paired'] else 'unpaired'}): mean difference "
+                          f"{s['mean'] * 100:+.1f} points (95 % CI {s['low'] * 100:.1f} to {s['high'] * 100:.1f})."]
+        parts += [f"- {note}" for note in h.notes]
+    else:
+        parts += ["No head-to-head: it needs at least one completed run of each model."]
+    parts += ["", "## Runs", "", "Mean ± standard deviation over seeds; one row per configuration, best validation "
+              "accuracy first.", "", table_markdown(report.rows), ""]
+    parts += [f"![{name}]({name})" for name in figures]
+    if report.not_completed or report.problems:
+        parts += ["", "## Not compared", ""] + [f"- {line}" for line in report.not_completed + report.problems]
+    return "\n".join(parts) + "\n"
+
+
+def print_report(report: Report, stream=None) -> None:
+    stream = stream or sys.stdout
+    if report.rows:
+        print(table_text(report.rows), file=stream)
+    if report.head_to_head:
+        h = report.head_to_head
+        print(f"\n{h.sentence}", file=stream)
+        if h.seeds:
+            print(f"Over seeds ({h.seeds['n_a']} ModernBERT, {h.seeds['n_b']} BERT runs): mean difference "
+                  f"{h.seeds['mean'] * 100:+.1f} points (95 % CI {h.seeds['low'] * 100:.1f} to "
+                  f"{h.seeds['high'] * 100:.1f}).", file=stream)
+        for note in h.notes:
+            print(f"  note: {note}", file=stream)
+    for line in report.not_completed:
+        print(f"not completed: {line}", file=stream)
+    for line in report.problems:
+        print(f"problem: {line}", file=stream)
+    if report.files:
+        print(f"report: {report.files[0].parent / 'report.md'}", file=stream)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bertcmp.compare", description=__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="sweep dir, run dir, or a glob of them")
+    parser.add_argument("--out", type=Path, help="where to write the report (default: PATH/comparison)")
+    parser.add_argument("--metric", default="test.accuracy", choices=METRICS, help="the metric compared")
+    args = parser.parse_args(argv)
+    report = build_report(args.paths, args.out, args.metric)
+    print_report(report)
+    if not report.compared:
+        print("error: no completed run to compare in " + " ".join(args.paths), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

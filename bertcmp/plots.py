@@ -1,0 +1,79 @@
+"""The comparison's figures, as PNG files: learning curves, the metric against learning rate, and the
+metric against training throughput."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: works on machines without a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bertcmp.runs import Run  # noqa: E402
+
+COLORS = {"bert": "tab:blue", "modernbert": "tab:orange"}
+
+
+def _color(model: str) -> str:
+    return COLORS.get(model, "tab:gray")
+
+
+def learning_curves(runs: Sequence[Run], path: Path) -> None:
+    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    for run in runs:
+        epochs = [h["epoch"] for h in run.history]
+        acc_ax.plot(epochs, [h["valid_accuracy"] for h in run.history], marker="o", color=_color(run.model),
+                    alpha=0.8, label=run.label)
+        loss_ax.plot(epochs, [h["train_loss"] for h in run.history], marker="o", color=_color(run.model), alpha=0.8)
+    acc_ax.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy")
+    loss_ax.set(xlabel="epoch", ylabel="training loss", title="Training loss")
+    for ax in (acc_ax, loss_ax):
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if len(runs) <= 12:
+        acc_ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def metric_vs_lr(rows: Sequence[dict], metric: str, path: Path) -> None:
+    """One point per configuration at its learning rate, error bars over seeds; a line per model."""
+    by_model: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        if row["lr"] is not None:
+            by_model[row["model"]].append(row)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for model, points in sorted(by_model.items()):
+        points.sort(key=lambda r: r["lr"])
+        ax.errorbar([p["lr"] for p in points], [p["metric_mean"] for p in points],
+                    yerr=[p["metric_std"] for p in points], marker="o", capsize=4, color=_color(model), label=model)
+    ax.set_xscale("log")
+    ax.set(xlabel="learning rate", ylabel=metric, title=f"{metric} against learning rate (error bars: std over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def metric_vs_throughput(runs: Sequence[Run], metric: str, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for model in sorted({r.model for r in runs}):
+        mine = [r for r in runs if r.model == model and r.value("train.examples_per_s") and r.value(metric) is not None]
+        ax.scatter([r.value("train.examples_per_s") for r in mine], [r.value(metric) for r in mine],
+                   color=_color(model), label=model, s=40)
+    ax.set(xlabel="training examples / s", ylabel=metric, title=f"{metric} against training speed")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def finite(values: Sequence[float]) -> list[float]:
+    return [v for v in values if v is not None and np.isfinite(v)]

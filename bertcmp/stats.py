@@ -1,0 +1,89 @@
+"""Is a difference between two classifiers more than noise? Paired tests on the same test items, and
+intervals over seeds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+from scipy import stats
+
+
+def accuracy(label: np.ndarray, pred: np.ndarray) -> float:
+    return float((label == pred).mean())
+
+
+def f1(label: np.ndarray, pred: np.ndarray) -> float:
+    tp = int(((pred == 1) & (label == 1)).sum())
+    denominator = int((pred == 1).sum() + (label == 1).sum())
+    return 2 * tp / denominator if denominator else 0.0
+
+
+def mcnemar_exact(label: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> tuple[int, int, float]:
+    """Exact (binomial) McNemar test: (items only A gets right, items only B gets right, two-sided p)."""
+    right_a, right_b = pred_a == label, pred_b == label
+    only_a, only_b = int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
+    if only_a + only_b == 0:
+        return only_a, only_b, 1.0
+    return only_a, only_b, float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+
+
+def paired_bootstrap(label: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, metric: str = "accuracy",
+                     resamples: int = 10_000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """metric(A) - metric(B) on the test items, and its percentile interval from resampling the items
+    (the same resampled items for both, which is what makes it paired)."""
+    rng = np.random.default_rng(seed)
+    n = len(label)
+    observed = _metric(metric, label, pred_a) - _metric(metric, label, pred_b)
+    diffs = np.empty(resamples)
+    chunk = max(1, 2_000_000 // max(n, 1))  # bounded memory for large test sets
+    for start in range(0, resamples, chunk):
+        idx = rng.integers(0, n, size=(min(chunk, resamples - start), n))
+        diffs[start:start + len(idx)] = _batch_metric(metric, label[idx], pred_a[idx]) - \
+            _batch_metric(metric, label[idx], pred_b[idx])
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(diffs, [tail, 100 - tail])
+    return float(observed), float(low), float(high)
+
+
+def _metric(metric: str, label: np.ndarray, pred: np.ndarray) -> float:
+    return accuracy(label, pred) if metric == "accuracy" else f1(label, pred)
+
+
+def _batch_metric(metric: str, label: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    if metric == "accuracy":
+        return (label == pred).mean(axis=1)
+    tp = ((pred == 1) & (label == 1)).sum(axis=1)
+    denominator = (pred == 1).sum(axis=1) + (label == 1).sum(axis=1)
+    return np.divide(2 * tp, denominator, out=np.zeros(len(tp)), where=denominator > 0)
+
+
+@dataclass
+class SeedDifference:
+    mean: float
+    low: float
+    high: float
+    paired: bool
+    n_a: int
+    n_b: int
+
+
+def seed_difference(a: dict, b: dict, level: float = 0.95) -> Optional[SeedDifference]:
+    """Mean of metric(A) - metric(B) over seeds, with a t interval: paired by seed when at least two seeds
+    are shared, otherwise Welch's interval for two independent samples. `a` and `b` map seed -> value."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    shared = sorted(set(a) & set(b), key=str)
+    if len(shared) >= 2:
+        diffs = np.array([a[s] - b[s] for s in shared])
+        mean, se, dof = diffs.mean(), diffs.std(ddof=1) / np.sqrt(len(diffs)), len(diffs) - 1
+        paired = True
+    else:
+        xa, xb = np.array(list(a.values())), np.array(list(b.values()))
+        va, vb = xa.var(ddof=1) / len(xa), xb.var(ddof=1) / len(xb)
+        mean, se = xa.mean() - xb.mean(), np.sqrt(va + vb)
+        dof = (va + vb) ** 2 / (va ** 2 / (len(xa) - 1) + vb ** 2 / (len(xb) - 1)) if va + vb > 0 else 1
+        paired = False
+    half = float(stats.t.ppf(0.5 + level / 2, dof) * se) if se > 0 else 0.0
+    return SeedDifference(float(mean), float(mean - half), float(mean + half), paired, len(a), len(b))

@@ -1,0 +1,168 @@
+"""The comparison: statistics checked against independent computations, on run dirs built here."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from bertcmp.compare import build_report, main
+from bertcmp.stats import mcnemar_exact, paired_bootstrap, seed_difference
+
+N = 2000
+
+
+def labels() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 2, N)
+
+
+def predictions(label: np.ndarray, wrong: np.ndarray) -> np.ndarray:
+    pred = label.copy()
+    pred[wrong] = 1 - pred[wrong]
+    return pred
+
+
+def make_run(directory: Path, model: str, seed: int, pred: np.ndarray, label: np.ndarray, lr: float = 5e-5,
+             data_name: str = "imdb", status: str = "completed", valid: float | None = None) -> Path:
+    """A run dir as bertcmp writes it: .hydra/config.yaml, metrics.json, history.jsonl, test_predictions.csv."""
+    (directory / ".hydra").mkdir(parents=True)
+    config = {"model": {"name": model}, "trainer": {"lr": lr}, "seed": seed,
+              "data": {"name": data_name, "source": "x", "split": "pooled", "split_seed": 42}}
+    (directory / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    accuracy = float((pred == label).mean())
+    metrics = {"status": status, "model": model, "overrides": [f"model={model}", f"seed={seed}"]}
+    if status == "completed":
+        metrics |= {"best_epoch": 2, "valid": {"accuracy": valid if valid is not None else accuracy},
+                    "test": {"accuracy": accuracy, "f1": accuracy}, "data": {"test": len(label)},
+                    "train": {"examples_per_s": 10.0, "tokens_per_s": 1000.0}, "params": 100,
+                    "peak_memory_mb": 1.0, "wall_seconds": 5.0}
+        rows = ["index,label,pred,prob_pos"] + [f"{i},{y},{p},{0.9 if p else 0.1}"
+                                                for i, (y, p) in enumerate(zip(label, pred))]
+        (directory / "test_predictions.csv").write_text("\n".join(rows) + "\n")
+        history = [{"epoch": e, "valid_accuracy": accuracy, "train_loss": 1 / e} for e in (1, 2)]
+        (directory / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+    else:
+        metrics["error"] = "the training loss became nan at epoch 1, step 3"
+    (directory / "metrics.json").write_text(json.dumps(metrics))
+    return directory
+
+
+def test_mcnemar_matches_the_binomial_by_hand():
+    label = labels()
+    a = predictions(label, np.arange(0, 100))    # A wrong on items 0..99
+    b = predictions(label, np.arange(85, 200))   # B wrong on 85..199: A alone right on 100..199, B alone on 0..84
+    only_a, only_b, p = mcnemar_exact(label, a, b)
+    assert (only_a, only_b) == (100, 85)
+    k, n = min(only_a, only_b), only_a + only_b
+    by_hand = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
+    assert p == pytest.approx(by_hand, rel=1e-9)
+
+
+def test_paired_bootstrap_agrees_with_the_normal_interval():
+    label = labels()
+    a = predictions(label, np.arange(0, 150))
+    b = predictions(label, np.arange(100, 300))
+    diff, low, high = paired_bootstrap(label, a, b)
+    assert diff == pytest.approx(((a == label).mean() - (b == label).mean()))
+    d = (a == label).astype(float) - (b == label).astype(float)
+    half = 1.96 * d.std(ddof=1) / math.sqrt(N)
+    assert low == pytest.approx(diff - half, abs=0.003) and high == pytest.approx(diff + half, abs=0.003)
+    assert paired_bootstrap(label, a, b) == (diff, low, high)  # seeded: the same interval every time
+
+
+def test_seed_difference_t_interval():
+    a, b = {0: 0.91, 1: 0.93, 2: 0.92}, {0: 0.90, 1: 0.90, 2: 0.91}
+    s = seed_difference(a, b)
+    diffs = np.array([0.01, 0.03, 0.01])
+    half = 4.302652729911275 * diffs.std(ddof=1) / math.sqrt(3)  # t(0.975, 2 dof)
+    assert s.paired and s.mean == pytest.approx(diffs.mean()) and s.high - s.mean == pytest.approx(half)
+    assert seed_difference({0: 0.9}, b) is None
+
+
+@pytest.fixture
+def two_sweeps(tmp_path):
+    """Yesterday's BERT sweep and today's ModernBERT sweep, 3 seeds each, on the same test items."""
+    label = labels()
+    for seed in range(3):
+        make_run(tmp_path / "bert_sweep" / f"{seed}_model=bert,seed={seed}", "bert", seed,
+                 predictions(label, np.arange(seed, 200 + seed)), label)
+        make_run(tmp_path / "modern_sweep" / f"{seed}_model=modernbert,seed={seed}", "modernbert", seed,
+                 predictions(label, np.arange(seed, 120 + 2 * seed)), label)
+    make_run(tmp_path / "modern_sweep" / "3_model=modernbert,seed=3", "modernbert", 3, label, label, status="failed")
+    return tmp_path
+
+
+def test_mixed_sweeps_are_compared_head_to_head(two_sweeps, capsys):
+    out = two_sweeps / "report"
+    assert main([str(two_sweeps / "bert_sweep"), str(two_sweeps / "modern_sweep"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "comparison.json").read_text())
+    rows = {r["model"]: r for r in summary["rows"]}
+    assert rows["bert"]["runs"] == 3 and rows["modernbert"]["runs"] == 3
+    bert_acc = [1 - 200 / N] * 3
+    assert rows["bert"]["test.accuracy"] == pytest.approx(np.mean(bert_acc))
+    modern_acc = [1 - (120 + s) / N for s in range(3)]
+    assert rows["modernbert"]["test.accuracy_std"] == pytest.approx(np.std(modern_acc, ddof=1))
+    h = summary["head_to_head"]
+    assert h["paired_items"] and h["p_value"] < 0.001 and h["low"] > 0
+    assert h["sentence"].startswith("ModernBERT is better than BERT by 4.0 points (95 % CI")
+    assert h["seeds"]["paired"] and h["seeds"]["n_a"] == 3
+    assert "ModernBERT is better than BERT" in printed
+    assert "failed: the training loss became nan" in printed  # the failed run is listed, not fatal
+    for name in ("summary.csv", "summary.md", "report.md", "learning_curves.png", "accuracy_vs_lr.png",
+                 "accuracy_vs_throughput.png"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (out / "report.md").read_text()
+    assert "![learning_curves.png](learning_curves.png)" in report and "| configuration |" in report
+
+
+def test_default_out_is_inside_the_first_path(two_sweeps):
+    report = build_report([str(two_sweeps / "bert_sweep"), str(two_sweeps / "modern_sweep" / "*")])
+    assert report.files[0].parent == two_sweeps / "bert_sweep" / "comparison"
+
+
+def test_different_test_items_are_not_paired(tmp_path):
+    label = labels()
+    make_run(tmp_path / "s" / "0_bert", "bert", 0, predictions(label, np.arange(100)), label, data_name="imdb")
+    make_run(tmp_path / "s" / "1_modernbert", "modernbert", 0, predictions(label, np.arange(50)), label,
+             data_name="synthetic")
+    h = build_report([str(tmp_path / "s")]).head_to_head
+    assert not h.paired_items and h.p_value is None
+    assert "different data configs" in h.notes[0]
+    assert h.difference == pytest.approx(50 / N)
+    assert "cannot say whether that is more than noise" in h.sentence
+
+
+def test_bad_inputs_are_named_and_the_rest_reported(tmp_path, capsys):
+    label = labels()
+    make_run(tmp_path / "s" / "0_bert", "bert", 0, predictions(label, np.arange(100)), label)
+    make_run(tmp_path / "s" / "1_modernbert", "modernbert", 0, predictions(label, np.arange(50)), label)
+    broken = make_run(tmp_path / "s" / "2_bert", "bert", 1, label, label)
+    (broken / "metrics.json").write_text("{not json")
+    short = make_run(tmp_path / "s" / "3_modernbert", "modernbert", 1, label, label)
+    lines = (short / "test_predictions.csv").read_text().splitlines()
+    (short / "test_predictions.csv").write_text("\n".join(lines[:-5]) + "\n")
+    (tmp_path / "empty").mkdir()
+    code = main([str(tmp_path / "s"), str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert f"{broken / 'metrics.json'}: not valid JSON" in printed
+    assert f"{short / 'test_predictions.csv'}: 1995 rows but the run's test split has 2000 items" in printed
+    assert f"{tmp_path / 'empty'}: no runs here" in printed
+    assert "ModernBERT is better than BERT" in printed
+
+
+def test_nothing_to_compare_exits_non_zero(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty")]) == 1
+    assert "no completed run to compare" in capsys.readouterr().err
+
+
+def test_compare_does_not_import_torch():
+    code = "import sys, bertcmp.compare; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
