@@ -41,6 +41,7 @@ class HeadToHead:
     only_b: Optional[int] = None
     p_value: Optional[float] = None
     seeds: Optional[dict] = None
+    seeds_used: tuple = ()      # the seeds of the two runs compared item by item
     sentence: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -165,9 +166,7 @@ def head_to_head(runs: Sequence[Run], rows: Sequence[dict], metric: str) -> Opti
         h.difference, h.low, h.high = stats.paired_bootstrap(label, a.predictions.pred, b.predictions.pred, part)
         h.only_a, h.only_b, h.p_value = stats.mcnemar_exact(label, a.predictions.pred, b.predictions.pred)
         h.paired_items = True
-        if len(members["modernbert"]) > 1 or len(members["bert"]) > 1:
-            h.notes.append(f"item-level tests use each configuration's best-validation run "
-                           f"(seed {a.seed} and seed {b.seed})")
+        h.seeds_used = (a.seed, b.seed)
     by_seed = {m: {r.seed: r.value(metric) for r in members[m] if r.value(metric) is not None} for m in members}
     seeds = stats.seed_difference(by_seed["modernbert"], by_seed["bert"])
     if seeds:
@@ -176,27 +175,37 @@ def head_to_head(runs: Sequence[Run], rows: Sequence[dict], metric: str) -> Opti
     return h
 
 
-def _points(x: float) -> str:
-    return f"{abs(x) * 100:.1f}"
-
-
 def conclusion(h: HeadToHead) -> str:
-    """One plain sentence: who is better, by how much, and how sure we are."""
+    """One plain sentence: who is better, by how much, and how sure we are.
+
+    With two or more seeds per side the verdict rests on the interval over seeds, which counts training noise
+    too; the item-level test of one pair of runs alone would flatter a lucky seed."""
     unit = "points" if h.metric.endswith("accuracy") else f"points of {h.metric}"
-    if h.paired_items:
-        interval = f"95 % CI {h.low * 100:.1f} to {h.high * 100:.1f}"
-        evidence = f"{interval}, McNemar p = {h.p_value:.3g}" if h.metric.endswith("accuracy") else interval
-        significant = (h.low > 0 or h.high < 0) and (h.p_value < 0.05 or not h.metric.endswith("accuracy"))
-    elif h.seeds:
-        evidence = f"95 % CI over seeds {h.seeds['low'] * 100:.1f} to {h.seeds['high'] * 100:.1f}"
-        significant = h.seeds["low"] > 0 or h.seeds["high"] < 0
+    if h.seeds:
+        difference, low, high = h.seeds["mean"], h.seeds["low"], h.seeds["high"]
+        evidence = f"95 % CI {low * 100:.1f} to {high * 100:.1f} over seeds"
+        significant = low > 0 or high < 0
+    elif h.paired_items:
+        difference, low, high = h.difference, h.low, h.high
+        evidence = f"95 % CI {low * 100:.1f} to {high * 100:.1f}"
+        if h.metric.endswith("accuracy"):
+            evidence += f", McNemar p = {h.p_value:.3g}"
+        significant = (low > 0 or high < 0) and (h.p_value < 0.05 or not h.metric.endswith("accuracy"))
     else:
         return (f"ModernBERT minus BERT: {h.difference * 100:+.1f} {unit} on {h.metric}; these runs cannot say "
                 "whether that is more than noise (no shared test items and fewer than two seeds per side).")
-    if not significant or h.difference == 0:
-        return f"No significant difference between ModernBERT and BERT ({h.difference * 100:+.1f} {unit}, {evidence})."
-    winner, loser = ("ModernBERT", "BERT") if h.difference > 0 else ("BERT", "ModernBERT")
-    return f"{winner} is better than {loser} by {_points(h.difference)} {unit} ({evidence})."
+    if not significant or difference == 0:
+        return f"No significant difference between ModernBERT and BERT ({difference * 100:+.1f} {unit}, {evidence})."
+    winner, loser = ("ModernBERT", "BERT") if difference > 0 else ("BERT", "ModernBERT")
+    return f"{winner} is better than {loser} by {abs(difference) * 100:.1f} {unit} ({evidence})."
+
+
+def item_level_line(h: HeadToHead) -> str:
+    line = (f"On the same test items, runs of seed {h.seeds_used[0]} (ModernBERT) and {h.seeds_used[1]} (BERT): "
+            f"{h.difference * 100:+.1f} points (paired bootstrap 95 % CI {h.low * 100:.1f} to {h.high * 100:.1f})")
+    if h.metric.endswith("accuracy"):
+        line += f", McNemar p = {h.p_value:.3g} (ModernBERT alone right on {h.only_a} items, BERT alone on {h.only_b})"
+    return line + "."
 
 
 # ---------------------------------------------------------------------------------------------- the report
@@ -249,14 +258,13 @@ def report_markdown(report: Report, figures: list[str]) -> str:
     if h:
         parts += [f"**{h.sentence}**", "", f"Best ModernBERT configuration (on validation accuracy): `{h.a}`; "
                   f"best BERT configuration: `{h.b}`."]
-        if h.paired_items:
-            parts += ["", f"On the same test items: ModernBERT alone right on {h.only_a}, BERT alone right on "
-                          f"{h.only_b}; paired bootstrap (10,000 resamples of the test items) and exact McNemar test."]
         if h.seeds:
             s = h.seeds
             parts += ["", f"Over seeds ({s['n_a']} ModernBERT, {s['n_b']} BERT runs, "
                           f"{'paired by seed' if s['paired'] else 'unpaired'}): mean difference "
                           f"{s['mean'] * 100:+.1f} points (95 % CI {s['low'] * 100:.1f} to {s['high'] * 100:.1f})."]
+        if h.paired_items:
+            parts += ["", item_level_line(h) + " Each side is its configuration's best-validation run."]
         parts += [f"- {note}" for note in h.notes]
     else:
         parts += ["No head-to-head: it needs at least one completed run of each model."]
@@ -275,10 +283,8 @@ def print_report(report: Report, stream=None) -> None:
     if report.head_to_head:
         h = report.head_to_head
         print(f"\n{h.sentence}", file=stream)
-        if h.seeds:
-            print(f"Over seeds ({h.seeds['n_a']} ModernBERT, {h.seeds['n_b']} BERT runs): mean difference "
-                  f"{h.seeds['mean'] * 100:+.1f} points (95 % CI {h.seeds['low'] * 100:.1f} to "
-                  f"{h.seeds['high'] * 100:.1f}).", file=stream)
+        if h.paired_items:
+            print(item_level_line(h), file=stream)
         for note in h.notes:
             print(f"  note: {note}", file=stream)
     for line in report.not_completed:

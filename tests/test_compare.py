@@ -109,9 +109,14 @@ def test_mixed_sweeps_are_compared_head_to_head(two_sweeps, capsys):
     assert rows["modernbert"]["test.accuracy_std"] == pytest.approx(np.std(modern_acc, ddof=1))
     h = summary["head_to_head"]
     assert h["paired_items"] and h["p_value"] < 0.001 and h["low"] > 0
-    assert h["sentence"].startswith("ModernBERT is better than BERT by 4.0 points (95 % CI")
     assert h["seeds"]["paired"] and h["seeds"]["n_a"] == 3
-    assert "ModernBERT is better than BERT" in printed
+    assert h["seeds"]["mean"] == pytest.approx(np.mean(modern_acc) - np.mean(bert_acc))
+    # with seeds, the verdict rests on the interval over seeds
+    low, high = h["seeds"]["low"] * 100, h["seeds"]["high"] * 100
+    assert h["sentence"] == f"ModernBERT is better than BERT by {h['seeds']['mean'] * 100:.1f} points " \
+                            f"(95 % CI {low:.1f} to {high:.1f} over seeds)."
+    assert h["sentence"] in printed
+    assert "On the same test items, runs of seed 0 (ModernBERT) and 0 (BERT): +4.0 points" in printed
     assert "failed: the training loss became nan" in printed  # the failed run is listed, not fatal
     for name in ("summary.csv", "summary.md", "report.md", "learning_curves.png", "accuracy_vs_lr.png",
                  "accuracy_vs_throughput.png"):
@@ -124,6 +129,16 @@ def test_mixed_sweeps_are_compared_head_to_head(two_sweeps, capsys):
 def test_default_out_is_inside_the_first_path(two_sweeps):
     report = build_report([str(two_sweeps / "bert_sweep"), str(two_sweeps / "modern_sweep" / "*")])
     assert report.files[0].parent == two_sweeps / "bert_sweep" / "comparison"
+
+
+def test_single_runs_conclude_from_the_items(tmp_path):
+    label = labels()
+    make_run(tmp_path / "s" / "0_bert", "bert", 0, predictions(label, np.arange(100, 200)), label)
+    make_run(tmp_path / "s" / "1_modernbert", "modernbert", 0, predictions(label, np.arange(0, 95)), label)
+    h = build_report([str(tmp_path / "s")]).head_to_head
+    assert h.paired_items and h.seeds is None and h.p_value > 0.05
+    assert h.sentence.startswith("No significant difference between ModernBERT and BERT (+0.3 points, 95 % CI")
+    assert h.sentence.endswith(f"McNemar p = {h.p_value:.3g}).")
 
 
 def test_different_test_items_are_not_paired(tmp_path):
