@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 from datetime import datetime, timezone
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -31,7 +32,7 @@ from transformers import set_seed
 import bertcmp
 from bertcmp import outputs
 from bertcmp.config import register_configs, validate
-from bertcmp.data import load_splits, make_loader, tokenize_splits
+from bertcmp.data import column, load_splits, make_loader, tokenize_splits
 from bertcmp.errors import BertcmpError
 from bertcmp.model import build_classifier, check_pretrained, count_parameters, make_tokenizer
 from bertcmp.sweep import cpu_threads_per_job, launcher_parallelism
@@ -106,19 +107,20 @@ def experiment(cfg: DictConfig, run: "RunInfo") -> float:
 
     # data and tokenizer: texts are tokenized once, and the tokens cached for every later run
     splits = load_splits(cfg.data)
-    tokenizer = make_tokenizer(cfg.model, splits["train"]["text"])
+    tokenizer = make_tokenizer(cfg.model, column(splits["train"], "text"))
     encoded = tokenize_splits(splits, tokenizer, cfg.data.max_length, cfg.cache_dir)
-    pad_to = cfg.data.max_length if cfg.data.padding == "max_length" else None
     eval_batch = cfg.data.eval_batch_size or cfg.data.batch_size
-    train_loader = make_loader(encoded["train"], cfg.data.batch_size, tokenizer.pad_token_id, pad_to,
-                               shuffle=True, seed=cfg.seed)
-    valid_loader = make_loader(encoded["valid"], eval_batch, tokenizer.pad_token_id, pad_to, shuffle=False)
-    test_loader = make_loader(encoded["test"], eval_batch, tokenizer.pad_token_id, pad_to, shuffle=False)
+    loader = partial(make_loader, pad_id=tokenizer.pad_token_id, max_length=cfg.data.max_length,
+                     padding=cfg.data.padding.value, pool_batches=cfg.data.pool_batches,
+                     num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda")
+    train_loader = loader(encoded["train"], cfg.data.batch_size, shuffle=True, seed=cfg.seed)
+    valid_loader = loader(encoded["valid"], eval_batch)
+    test_loader = loader(encoded["test"], eval_batch)
     log.info("data: %s train / %s valid / %s test examples", *(len(encoded[s]) for s in ("train", "valid", "test")))
 
     # model: re-seeded so its initialisation does not depend on how much randomness the data path used
     set_seed(cfg.seed)
-    model = build_classifier(cfg.model, tokenizer, cfg.data.max_length)
+    model = build_classifier(cfg.model, tokenizer, cfg.data.max_length, device)
     log.info("model: %s (%s), %.1fM parameters, on %s, %s", cfg.model.name.value,
              cfg.model.pretrained or "from scratch", count_parameters(model) / 1e6, device,
              "fp32" if dtype is None else str(dtype).removeprefix("torch."))

@@ -38,6 +38,13 @@ class Padding(str, Enum):
     dynamic = "dynamic"
 
 
+class Attention(str, Enum):
+    auto = "auto"
+    sdpa = "sdpa"
+    flash_attention_2 = "flash_attention_2"
+    eager = "eager"
+
+
 class Optimizer(str, Enum):
     adam = "adam"
     adamw = "adamw"
@@ -82,6 +89,7 @@ class ModelConfig:
     pretrained: Optional[str] = None
     pooling: Pooling = Pooling.cls
     dropout: float = 0.1
+    attn_implementation: Attention = Attention.auto
     scratch: ScratchConfig = field(default_factory=ScratchConfig)
 
 
@@ -100,8 +108,10 @@ class DataConfig:
     num_examples: int = 4000
     max_length: int = 128
     padding: Padding = Padding.max_length
+    pool_batches: int = 50
     batch_size: int = 32
     eval_batch_size: Optional[int] = None
+    num_workers: int = 0
 
 
 @dataclass
@@ -115,6 +125,7 @@ class TrainerConfig:
     scheduler: Scheduler = Scheduler.constant
     warmup_ratio: float = 0.0
     precision: Precision = Precision.auto
+    compile: bool = False
     device: str = "auto"
     save_checkpoint: SaveCheckpoint = SaveCheckpoint.best
     max_grad_norm: Optional[float] = None
@@ -188,6 +199,8 @@ def validate(cfg: DictConfig) -> None:
     _require(d.batch_size >= 1, f"data.batch_size={d.batch_size} must be >= 1")
     _require(d.eval_batch_size is None or d.eval_batch_size >= 1,
              f"data.eval_batch_size={d.eval_batch_size} must be >= 1, or null to use data.batch_size")
+    _require(d.pool_batches >= 1, f"data.pool_batches={d.pool_batches} must be >= 1")
+    _require(d.num_workers >= 0, f"data.num_workers={d.num_workers} must be >= 0")
     _require(d.max_length >= 8, f"data.max_length={d.max_length} must be >= 8 tokens")
     _require(d.train_size is None or d.train_size >= 1,
              f"data.train_size={d.train_size} must be >= 1, or null for all the rest")

@@ -127,18 +127,31 @@ def _pretrained_config(pretrained: str, family: str, max_length: int):
     return config
 
 
-def load_encoder(pretrained: str, family: str, max_length: int) -> PreTrainedModel:
+def resolve_attention(spec: str, device: torch.device) -> str:
+    """`auto`: flash attention when flash-attn is installed and the GPU has it (Ampere or newer), else SDPA."""
+    if spec != "auto":
+        return spec
+    if device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8:
+        try:
+            import flash_attn  # noqa: F401
+            return "flash_attention_2"
+        except ImportError:
+            pass
+    return "sdpa"
+
+
+def load_encoder(pretrained: str, family: str, max_length: int, attention: str = "sdpa") -> PreTrainedModel:
     """A pretrained encoder from a Hub id or a local directory (what `save_pretrained` writes)."""
     config = _pretrained_config(pretrained, family, max_length)
     try:
-        return AutoModel.from_pretrained(pretrained, config=config)
+        return AutoModel.from_pretrained(pretrained, config=config, attn_implementation=attention)
     except Exception as err:
-        raise ModelError(f"model.pretrained={pretrained!r}: its weights could not be loaded "
-                         f"({type(err).__name__}: {str(err).splitlines()[0]})") from err
+        raise ModelError(f"model.pretrained={pretrained!r} could not be loaded with model.attn_implementation="
+                         f"{attention} ({type(err).__name__}: {str(err).splitlines()[0]})") from err
 
 
 def scratch_encoder(family: str, scratch: DictConfig, tokenizer: PreTrainedTokenizerFast,
-                    max_length: int) -> PreTrainedModel:
+                    max_length: int, attention: str = "sdpa") -> PreTrainedModel:
     """A randomly initialised encoder of the given family and sizes, matched to `tokenizer`."""
     sizes = dict(vocab_size=len(tokenizer), hidden_size=scratch.hidden_size,
                  num_hidden_layers=scratch.num_layers, num_attention_heads=scratch.num_heads,
@@ -150,7 +163,11 @@ def scratch_encoder(family: str, scratch: DictConfig, tokenizer: PreTrainedToken
         config = ModernBertConfig(bos_token_id=tokenizer.cls_token_id, cls_token_id=tokenizer.cls_token_id,
                                   eos_token_id=tokenizer.sep_token_id, sep_token_id=tokenizer.sep_token_id,
                                   max_position_embeddings=max(8192, max_length), **sizes)
-    return AutoModel.from_config(config)
+    try:
+        return AutoModel.from_config(config, attn_implementation=attention)
+    except (ImportError, ValueError) as err:
+        raise ModelError(f"model.attn_implementation={attention} does not work here: {str(err).splitlines()[0]}; "
+                         "use model.attn_implementation=sdpa") from err
 
 
 def _check_length(max_length: int, config: object, what: str) -> None:
@@ -170,12 +187,14 @@ def _unreachable(pretrained: str, err: Exception) -> ModelError:
                       "or try the offline preset experiment=smoke")
 
 
-def build_classifier(cfg: DictConfig, tokenizer: PreTrainedTokenizerFast, max_length: int) -> SequenceClassifier:
+def build_classifier(cfg: DictConfig, tokenizer: PreTrainedTokenizerFast, max_length: int,
+                     device: torch.device = torch.device("cpu")) -> SequenceClassifier:
     """The model the config asks for: pretrained when `pretrained` is set, else scratch, with the shared head."""
+    attention = resolve_attention(_family_of(cfg.attn_implementation), device)
     if cfg.pretrained:
-        encoder = load_encoder(cfg.pretrained, cfg.name, max_length)
+        encoder = load_encoder(cfg.pretrained, cfg.name, max_length, attention)
     else:
-        encoder = scratch_encoder(cfg.name, cfg.scratch, tokenizer, max_length)
+        encoder = scratch_encoder(cfg.name, cfg.scratch, tokenizer, max_length, attention)
     if encoder.config.vocab_size < len(tokenizer):
         raise ModelError(f"model.pretrained={cfg.pretrained!r}: its tokenizer has {len(tokenizer)} tokens but the "
                          f"encoder only {encoder.config.vocab_size} embeddings")

@@ -103,9 +103,11 @@ def resolve_precision(spec: str, device: torch.device) -> Optional[torch.dtype]:
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[spec]
 
 
-def make_optimizer(model: nn.Module, cfg: DictConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg: DictConfig, device: torch.device = torch.device("cpu")) -> torch.optim.Optimizer:
     kind = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return kind(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
+    # the fused CUDA kernel updates all parameters in one launch; same maths
+    return kind(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay,
+                fused=device.type == "cuda" or None)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig, total_steps: int):
@@ -121,7 +123,7 @@ def _autocast(device: torch.device, dtype: Optional[torch.dtype]):
 
 
 def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "item"}
 
 
 def _progress(loader: DataLoader, desc: str) -> Iterator:
@@ -135,10 +137,13 @@ def _progress(loader: DataLoader, desc: str) -> Iterator:
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device,
              dtype: Optional[torch.dtype] = None) -> Evaluation:
-    """Loss, accuracy and positive-class F1 / precision / recall, with every item's prediction, in loader order."""
+    """Loss, accuracy and positive-class F1 / precision / recall, with every item's prediction: in the order
+    of the batches' `item` positions when they carry them (length-sorted batches), else in loader order."""
     model.eval()
-    total_loss, labels, probs = 0.0, [], []
+    total_loss, labels, probs, items = 0.0, [], [], []
     for batch in _progress(loader, "eval"):
+        if "item" in batch:
+            items.append(batch["item"])
         batch = _to(batch, device)
         with _autocast(device, dtype):
             logits = model(batch["input_ids"], batch["attention_mask"])
@@ -148,6 +153,9 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device,
         labels.append(batch["labels"].cpu())
     y = torch.cat(labels).numpy()
     prob_pos = torch.cat(probs).numpy()
+    if items:
+        back = np.argsort(torch.cat(items).numpy(), kind="stable")
+        y, prob_pos = y[back], prob_pos[back]
     pred = (prob_pos > 0.5).astype(np.int64)
     tp = int(((pred == 1) & (y == 1)).sum())
     precision = tp / max(int(pred.sum()), 1)
@@ -168,7 +176,7 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
     epoch and, on the CPU, ends with the same numbers as a run that was never interrupted."""
     dtype = resolve_precision(cfg.precision, device)
     model.to(device)
-    optimizer = make_optimizer(model, cfg)
+    optimizer = make_optimizer(model, cfg, device)
     scheduler = make_scheduler(optimizer, cfg, total_steps=cfg.epochs * len(train_loader))
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     history: list[EpochRecord] = []
@@ -183,6 +191,8 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
         best_epoch, best_accuracy, best_state = resume["best_epoch"], resume["best_accuracy"], resume["best_state"]
         step = resume["step"]
         _set_rng_states(resume["rng"], train_loader)
+    if cfg.compile:  # in place: the state dict keeps its keys; compiled once, reused by every epoch
+        model.compile(dynamic=None)
     for epoch in range(len(history) + 1, cfg.epochs + 1):
         started = time.perf_counter()
         model.train()

@@ -201,15 +201,21 @@ def test_unreachable_hub_id_says_what_to_do():
 
 
 class CountingTokenizer:
-    """Wraps a tokenizer and counts how often it is asked to encode."""
+    """Wraps a tokenizer; `calls` counts how often bertcmp.data encodes with it."""
 
-    def __init__(self, tokenizer):
+    def __init__(self, tokenizer, monkeypatch):
+        import bertcmp.data
+
         self.tokenizer, self.calls = tokenizer, 0
         self.backend_tokenizer = tokenizer.backend_tokenizer
+        real = bertcmp.data.encode_texts
 
-    def __call__(self, *args, **kwargs):
-        self.calls += 1
-        return self.tokenizer(*args, **kwargs)
+        def counting(texts, tok, max_length):
+            if tok is self:
+                self.calls += 1
+            return real(texts, tok, max_length)
+
+        monkeypatch.setattr(bertcmp.data, "encode_texts", counting)
 
 
 @pytest.fixture(scope="module")
@@ -217,8 +223,8 @@ def splits():
     return load_splits(data_cfg(name="synthetic", source=None, num_examples=300, valid_size=0.1, test_size=0.1))
 
 
-def test_tokenized_once_then_read_from_cache(splits, tmp_path):
-    tokenizer = CountingTokenizer(train_tokenizer("bert", splits["train"]["text"], 300))
+def test_tokenized_once_then_read_from_cache(splits, tmp_path, monkeypatch):
+    tokenizer = CountingTokenizer(train_tokenizer("bert", splits["train"]["text"], 300), monkeypatch)
     first = tokenize_splits(splits, tokenizer, 32, tmp_path)
     assert tokenizer.calls == 3  # one batch per split
     second = tokenize_splits(splits, tokenizer, 32, tmp_path)
@@ -233,9 +239,9 @@ def test_tokenized_once_then_read_from_cache(splits, tmp_path):
     assert len(entries) == 2 and all(json.loads((p / "meta.json").read_text())["train"] == 240 for p in entries)
 
 
-def test_cache_key_changes_with_the_tokenizer(splits, tmp_path):
-    bert = CountingTokenizer(train_tokenizer("bert", splits["train"]["text"], 300))
-    bpe = CountingTokenizer(train_tokenizer("modernbert", splits["train"]["text"], 300))
+def test_cache_key_changes_with_the_tokenizer(splits, tmp_path, monkeypatch):
+    bert = CountingTokenizer(train_tokenizer("bert", splits["train"]["text"], 300), monkeypatch)
+    bpe = CountingTokenizer(train_tokenizer("modernbert", splits["train"]["text"], 300), monkeypatch)
     tokenize_splits(splits, bert, 32, tmp_path)
     tokenize_splits(splits, bpe, 32, tmp_path)
     assert bert.calls == 3 and bpe.calls == 3
@@ -264,3 +270,54 @@ def test_loader_order_is_reproducible(splits, tmp_path):
     assert order(1) == order(1) and order(1) != order(2)
     plain = make_loader(enc, 16, 0, 32, shuffle=False)
     assert [x for b in plain for x in b["labels"].tolist()] == enc.labels.tolist()
+
+
+def padded_fraction(batches, lengths) -> float:
+    real = sum(int(lengths[b].sum()) for b in batches)
+    return 1 - real / sum(len(b) * int(lengths[b].max()) for b in batches)
+
+
+def test_length_grouped_batches_cover_every_item_once_and_cut_padding():
+    import torch
+    from bertcmp.data import LengthGroupedBatches
+
+    lengths = np.random.default_rng(0).integers(10, 512, 5000)
+    sampler = LengthGroupedBatches(lengths, 32, torch.Generator().manual_seed(1), pool_batches=50)
+    epoch1, epoch2 = list(sampler), list(sampler)
+    assert len(epoch1) == len(sampler) == 157
+    assert sorted(i for b in epoch1 for i in b) == list(range(5000))
+    assert epoch1 != epoch2  # a new order every epoch
+    again = LengthGroupedBatches(lengths, 32, torch.Generator().manual_seed(1), pool_batches=50)
+    assert list(again) == epoch1  # ... reproducible from the seed
+    random_batches = [list(range(i, min(i + 32, 5000))) for i in range(0, 5000, 32)]
+    assert padded_fraction(random_batches, lengths) > 0.4
+    assert padded_fraction(epoch1, lengths) < 0.05
+    # shuffled, not one global sort: long and short batches are interleaved
+    widths = [int(lengths[b].max()) for b in epoch1]
+    assert widths != sorted(widths) and widths != sorted(widths, reverse=True)
+
+
+def test_dynamic_loaders(splits, tmp_path):
+    tokenizer = train_tokenizer("bert", splits["train"]["text"], 300)
+    enc = tokenize_splits(splits, tokenizer, 64, tmp_path)
+    train = list(make_loader(enc["train"], 16, tokenizer.pad_token_id, 64, padding="dynamic", shuffle=True, seed=3))
+    assert sorted(int(i) for b in train for i in b["item"]) == list(range(len(enc["train"])))
+    assert all(b["input_ids"].shape[1] == int(b["attention_mask"].sum(1).max()) for b in train)
+    evaluation = list(make_loader(enc["valid"], 8, tokenizer.pad_token_id, 64, padding="dynamic"))
+    widths = [b["input_ids"].shape[1] for b in evaluation]
+    assert widths == sorted(widths, reverse=True)
+
+
+@pytest.mark.parametrize("family", ["bert", "modernbert"])
+@pytest.mark.parametrize("max_length", [16, 64])
+def test_fast_encoding_equals_the_tokenizer(family, max_length):
+    from bertcmp.data import encode_texts
+
+    reviews = make_reviews(300, 11)["text"]
+    long_reviews = [" ".join(reviews[i:i + 8]) for i in range(0, 300, 8)]  # several hundred tokens each
+    odd = ["word " * 400, "x" * 3000, "a  b   c " * 300, "!!!! " * 500 + "end", "short", "é" * 50 + " ok " * 300]
+    texts = reviews + long_reviews + odd
+    tokenizer = train_tokenizer(family, reviews, 300)
+    expected = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    assert encode_texts(texts, tokenizer, max_length) == expected
+    assert tokenizer(texts[:2])["input_ids"] == tokenizer(texts[:2])["input_ids"]  # the caller's tokenizer untouched

