@@ -69,17 +69,11 @@ def summarise(runs: Sequence[Run], metric: str) -> list[dict]:
         groups[run.config_key].append(run)
     rows = []
     for key, members in groups.items():
-        def mean_std(name: str) -> tuple[float, float]:
-            values = [v for v in (r.value(name) for r in members) if v is not None]
-            if not values:
-                return float("nan"), float("nan")
-            return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-
         row = {"configuration": members[0].label, "model": members[0].model, "runs": len(members),
                "seeds": [r.seed for r in members], "lr": members[0].lr, "key": key}
         for name in ("valid.accuracy", "test.accuracy", "test.f1", "best_epoch", "train.examples_per_s",
                      "train.tokens_per_s", "wall_seconds", "params", "peak_memory_mb"):
-            row[name], row[name + "_std"] = mean_std(name)
+            row[name], row[name + "_std"] = _mean_std(members, name)
         row["metric_mean"], row["metric_std"] = row[metric], row[metric + "_std"]
         rows.append(row)
     labels = defaultdict(int)
@@ -89,6 +83,13 @@ def summarise(runs: Sequence[Run], metric: str) -> list[dict]:
         if labels[row["configuration"]] > 1:
             row["configuration"] += f" [{row['key'][:6]}]"
     return sorted(rows, key=lambda r: -r["valid.accuracy"])
+
+
+def _mean_std(runs: Sequence[Run], name: str) -> tuple[float, float]:
+    values = [v for v in (r.value(name) for r in runs) if v is not None]
+    if not values:
+        return float("nan"), float("nan")
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
 TABLE = [("configuration", "configuration", "{}"), ("runs", "runs", "{}"),

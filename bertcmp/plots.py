@@ -11,7 +11,6 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: works on machines without a display
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
 from bertcmp.runs import Run  # noqa: E402
 
@@ -73,7 +72,3 @@ def metric_vs_throughput(runs: Sequence[Run], metric: str, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def finite(values: Sequence[float]) -> list[float]:
-    return [v for v in values if v is not None and np.isfinite(v)]
