@@ -37,7 +37,7 @@ from bertcmp.errors import BertcmpError
 from bertcmp.model import build_classifier, check_pretrained, count_parameters, make_tokenizer
 from bertcmp.sweep import cpu_threads_per_job, launcher_parallelism
 from bertcmp.tracking import start_run
-from bertcmp.train import EpochRecord, evaluate, fit, resolve_device, resolve_precision
+from bertcmp.train import EpochRecord, Evaluation, FitResult, evaluate, fit, resolve_device, resolve_precision
 
 log = logging.getLogger("bertcmp")
 
@@ -166,26 +166,7 @@ def experiment(cfg: DictConfig, run: "RunInfo") -> float:
             outputs.write_checkpoint(run.dir / outputs.CHECKPOINT, result.best_state, lambda d: (
                 model.encoder.config.save_pretrained(d), tokenizer.save_pretrained(d)))
 
-        best = result.history[result.best_epoch - 1]
-        train_seconds = sum(r.train_seconds for r in result.history)
-        metrics = {
-            "best_epoch": result.best_epoch,
-            "valid": {"accuracy": best.valid_accuracy, "loss": best.valid_loss, "f1": best.valid_f1},
-            "test": test.metrics(),
-            "train": {
-                "seconds": train_seconds,
-                "examples_per_s": sum(r.examples for r in result.history) / train_seconds,
-                "tokens_per_s": sum(r.tokens for r in result.history) / train_seconds,
-                "padded_tokens_per_s": sum(r.padded_tokens for r in result.history) / train_seconds,
-                "final_loss": result.history[-1].train_loss,
-            },
-            "data": {"name": cfg.data.name, "train": len(encoded["train"]), "valid": len(encoded["valid"]),
-                     "test": len(encoded["test"]), "max_length": cfg.data.max_length},
-            "params": count_parameters(model),
-            "peak_memory_mb": peak_memory_mb(device),
-            "device": str(device),
-            "precision": "fp32" if dtype is None else str(dtype).removeprefix("torch."),
-        }
+        metrics = run_metrics(result, test, encoded, cfg, count_parameters(model), device, dtype)
         run.write_status("completed", **metrics)
         outputs.clear_resume_state(run.dir)  # only the best weights outlive the run (or none)
         tracker.summarise({"best_epoch": result.best_epoch, **{f"test/{k}": v for k, v in test.metrics().items()},
@@ -195,8 +176,33 @@ def experiment(cfg: DictConfig, run: "RunInfo") -> float:
         raise
     tracker.finish()
     log.info("%s: best epoch %d, valid accuracy %.4f, test accuracy %.4f (%s)", cfg.model.name.value,
-             result.best_epoch, best.valid_accuracy, test.accuracy, run.dir)
-    return best.valid_accuracy
+             result.best_epoch, metrics["valid"]["accuracy"], test.accuracy, run.dir)
+    return metrics["valid"]["accuracy"]
+
+
+def run_metrics(result: FitResult, test: Evaluation, encoded: dict, cfg: DictConfig, params: int,
+                device: torch.device, dtype: Optional[torch.dtype]) -> dict[str, Any]:
+    """What metrics.json records of a completed run: the best epoch's validation, the test, speed, size."""
+    best = result.history[result.best_epoch - 1]
+    seconds = sum(r.train_seconds for r in result.history)
+    return {
+        "best_epoch": result.best_epoch,
+        "valid": {"accuracy": best.valid_accuracy, "loss": best.valid_loss, "f1": best.valid_f1},
+        "test": test.metrics(),
+        "train": {
+            "seconds": seconds,
+            "examples_per_s": sum(r.examples for r in result.history) / seconds,
+            "tokens_per_s": sum(r.tokens for r in result.history) / seconds,  # real tokens, padding excluded
+            "padded_tokens_per_s": sum(r.padded_tokens for r in result.history) / seconds,
+            "final_loss": result.history[-1].train_loss,
+        },
+        "data": {"name": cfg.data.name, "train": len(encoded["train"]), "valid": len(encoded["valid"]),
+                 "test": len(encoded["test"]), "max_length": cfg.data.max_length},
+        "params": params,
+        "peak_memory_mb": peak_memory_mb(device),
+        "device": str(device),
+        "precision": "fp32" if dtype is None else str(dtype).removeprefix("torch."),
+    }
 
 
 def peak_memory_mb(device: torch.device) -> float:
