@@ -281,6 +281,9 @@ def print_report(report: Report, stream=None) -> None:
     stream = stream or sys.stdout
     if report.rows:
         print(table_text(report.rows), file=stream)
+    if report.rows and not report.head_to_head:
+        print("\nno head-to-head: it needs at least one completed run of each model (bert and modernbert)",
+              file=stream)
     if report.head_to_head:
         h = report.head_to_head
         print(f"\n{h.sentence}", file=stream)
