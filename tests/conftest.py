@@ -57,7 +57,7 @@ def tiny_modernbert_dir(tmp_path_factory, reviews) -> Path:
     return save_tiny_pretrained("modernbert", tmp_path_factory.mktemp("tiny-modernbert"), reviews["text"])
 
 
-def run_cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
     """The real command line, `python -m bertcmp ...`, in a subprocess as a user would run it."""
     return subprocess.run([sys.executable, "-m", "bertcmp", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})

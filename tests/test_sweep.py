@@ -148,7 +148,7 @@ def start_cli(*args: str, cwd: Path) -> subprocess.Popen:
 
 
 def stop_after_first_epoch(process: subprocess.Popen, run_dir: Path, sig: int) -> None:
-    deadline = time.time() + 120
+    deadline = time.time() + 600
     while not (run_dir / "history.jsonl").exists():
         assert process.poll() is None and time.time() < deadline, "the run ended before its first epoch"
         time.sleep(0.05)
