@@ -53,11 +53,7 @@ def metric_vs_lr(rows: Sequence[dict], metric: str, path: Path) -> None:
                     yerr=[p["metric_std"] for p in points], marker="o", capsize=4, color=_color(model), label=model)
     ax.set_xscale("log")
     ax.set(xlabel="learning rate", ylabel=metric, title=f"{metric} against learning rate (error bars: std over seeds)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, ax, path)
 
 
 def metric_vs_throughput(runs: Sequence[Run], metric: str, path: Path) -> None:
@@ -67,6 +63,10 @@ def metric_vs_throughput(runs: Sequence[Run], metric: str, path: Path) -> None:
         ax.scatter([r.value("train.examples_per_s") for r in mine], [r.value(metric) for r in mine],
                    color=_color(model), label=model, s=40)
     ax.set(xlabel="training examples / s", ylabel=metric, title=f"{metric} against training speed")
+    _save(fig, ax, path)
+
+
+def _save(fig, ax, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

@@ -12,6 +12,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from bertcmp.outputs import METRICS, read_json
+from bertcmp.runs import find_run_dirs
 
 def cpu_cores() -> int:
     try:
@@ -49,8 +50,8 @@ def launcher_parallelism(launcher: Any) -> int:
 def summarise_sweep(sweep_dir: Path) -> tuple[list[str], list[str]]:
     """Lines for the completed runs and for the others (failed, interrupted, never finished)."""
     done, problems = [], []
-    for run_dir in sorted((p for p in sweep_dir.iterdir() if p.is_dir() and (p / ".hydra").is_dir()),
-                          key=lambda p: (int(p.name.split("_")[0]) if p.name.split("_")[0].isdigit() else 0, p.name)):
+    run_dirs, _ = find_run_dirs([str(sweep_dir)])
+    for run_dir in run_dirs:
         metrics = read_json(run_dir / METRICS)
         if metrics is None:
             problems.append(f"{run_dir.name}: no readable {METRICS} (the job did not start or was killed)")
