@@ -49,6 +49,7 @@ class HeadToHead:
 @dataclass
 class Report:
     rows: list[dict]
+    shared: list[str]           # overrides every configuration has: said once, left out of each row's name
     head_to_head: Optional[HeadToHead]
     not_completed: list[str]
     problems: list[str]
@@ -62,14 +63,23 @@ class Report:
 # ---------------------------------------------------------------------------------------------- the table
 
 
-def summarise(runs: Sequence[Run], metric: str) -> list[dict]:
-    """One row per configuration (runs that differ only in seed), best validation accuracy first."""
+def shared_overrides(runs: Sequence[Run]) -> list[str]:
+    """The overrides that every one of two or more configurations has (e.g. the data source of a sweep)."""
+    per_config = list({run.config_key: run.overrides for run in runs}.values())
+    if len(per_config) < 2:
+        return []
+    return [o for o in per_config[0] if all(o in others for others in per_config[1:])]
+
+
+def summarise(runs: Sequence[Run], metric: str, shared: Sequence[str] = ()) -> list[dict]:
+    """One row per configuration (runs that differ only in seed), best validation accuracy first, named by
+    its overrides less the `shared` ones."""
     groups: dict[str, list[Run]] = defaultdict(list)
     for run in runs:
         groups[run.config_key].append(run)
     rows = []
     for key, members in groups.items():
-        row = {"configuration": members[0].label, "model": members[0].model, "runs": len(members),
+        row = {"configuration": members[0].label(shared), "model": members[0].model, "runs": len(members),
                "seeds": [r.seed for r in members], "lr": members[0].lr, "key": key}
         for name in ("valid.accuracy", "test.accuracy", "test.f1", "best_epoch", "train.examples_per_s",
                      "train.tokens_per_s", "wall_seconds", "params", "peak_memory_mb"):
@@ -224,9 +234,11 @@ def build_report(paths: Sequence[str], out: Optional[Path] = None, metric: str =
     completed = [r for r in runs if r.status == "completed"]
     not_completed = [f"{r.dir}: {r.status}: {r.metrics.get('error', 'no error recorded')}"
                      for r in runs if r.status != "completed"]
-    rows = summarise(completed, metric)
+    shared = shared_overrides(completed)
+    rows = summarise(completed, metric, shared)
     h2h = head_to_head(completed, rows, metric) if rows else None
-    report = Report(rows=rows, head_to_head=h2h, not_completed=not_completed, problems=problems, files=[])
+    report = Report(rows=rows, shared=shared, head_to_head=h2h, not_completed=not_completed, problems=problems,
+                    files=[])
     if rows:
         out = out or Path(paths[0] if not any(c in paths[0] for c in "*?[") else run_dirs[0].parent) / "comparison"
         report.files = write_files(report, completed, metric, out)
@@ -236,12 +248,12 @@ def build_report(paths: Sequence[str], out: Optional[Path] = None, metric: str =
 def write_files(report: Report, runs: Sequence[Run], metric: str, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     files = {"summary.csv": table_csv(report.rows), "summary.md": table_markdown(report.rows) + "\n"}
-    figures = {"learning_curves.png": lambda p: plots.learning_curves(runs, p),
+    figures = {"learning_curves.png": lambda p: plots.learning_curves(runs, report.shared, p),
                "accuracy_vs_lr.png": lambda p: plots.metric_vs_lr(report.rows, metric, p),
                "accuracy_vs_throughput.png": lambda p: plots.metric_vs_throughput(runs, metric, p)}
     for name, draw in figures.items():
         draw(out / name)
-    comparison = {"metric": metric, "rows": report.rows,
+    comparison = {"metric": metric, "shared_overrides": report.shared, "rows": report.rows,
                   "head_to_head": asdict(report.head_to_head) if report.head_to_head else None,
                   "not_completed": report.not_completed, "problems": report.problems}
     files["comparison.json"] = json.dumps(comparison, indent=2, default=str) + "\n"
@@ -270,7 +282,10 @@ def report_markdown(report: Report, figures: list[str]) -> str:
     else:
         parts += ["No head-to-head: it needs at least one completed run of each model."]
     parts += ["", "## Runs", "", "Mean ± standard deviation over seeds; one row per configuration, best validation "
-              "accuracy first.", "", table_markdown(report.rows), ""]
+              "accuracy first."]
+    if report.shared:
+        parts += ["", f"Every configuration has `{','.join(report.shared)}`."]
+    parts += ["", table_markdown(report.rows), ""]
     parts += [f"![{name}]({name})" for name in figures]
     if report.not_completed or report.problems:
         parts += ["", "## Not compared", ""] + [f"- {line}" for line in report.not_completed + report.problems]
@@ -279,6 +294,8 @@ def report_markdown(report: Report, figures: list[str]) -> str:
 
 def print_report(report: Report, stream=None) -> None:
     stream = stream or sys.stdout
+    if report.shared:
+        print(f"every configuration has: {','.join(report.shared)}", file=stream)
     if report.rows:
         print(table_text(report.rows), file=stream)
     if report.rows and not report.head_to_head:

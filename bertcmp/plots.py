@@ -21,12 +21,13 @@ def _color(model: str) -> str:
     return COLORS.get(model, "tab:gray")
 
 
-def learning_curves(runs: Sequence[Run], path: Path) -> None:
+def learning_curves(runs: Sequence[Run], shared: Sequence[str], path: Path) -> None:
+    """Validation accuracy and training loss per epoch, a line per run, named without the `shared` overrides."""
     fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(11, 4))
     for run in runs:
         epochs = [h["epoch"] for h in run.history]
         acc_ax.plot(epochs, [h["valid_accuracy"] for h in run.history], marker="o", color=_color(run.model),
-                    alpha=0.8, label=run.label)
+                    alpha=0.8, label=run.label(shared))
         loss_ax.plot(epochs, [h["train_loss"] for h in run.history], marker="o", color=_color(run.model), alpha=0.8)
     acc_ax.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy")
     loss_ax.set(xlabel="epoch", ylabel="training loss", title="Training loss")

@@ -9,7 +9,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 from omegaconf import OmegaConf
@@ -58,11 +58,14 @@ class Run:
         return hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     @property
-    def label(self) -> str:
-        """The run's overrides, minus seed and logger: readable name of its configuration."""
-        keep = [o for o in self.metrics.get("overrides", [])
+    def overrides(self) -> list[str]:
+        """The run's command-line overrides, minus seed, logger and hydra ones: what sets its configuration."""
+        return [o for o in self.metrics.get("overrides", [])
                 if not o.split("=")[0].lstrip("+~").startswith(("seed", "logger", "hydra"))]
-        return ",".join(keep) or self.model
+
+    def label(self, shared: Sequence[str] = ()) -> str:
+        """Readable name of the run's configuration: its overrides, less those in `shared`."""
+        return ",".join(o for o in self.overrides if o not in shared) or self.model
 
     @property
     def data_key(self) -> str:

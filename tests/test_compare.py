@@ -27,14 +27,15 @@ def predictions(label: np.ndarray, wrong: np.ndarray) -> np.ndarray:
 
 
 def make_run(directory: Path, model: str, seed: int, pred: np.ndarray, label: np.ndarray, lr: float = 5e-5,
-             data_name: str = "imdb", status: str = "completed", valid: float | None = None) -> Path:
+             data_name: str = "imdb", status: str = "completed", valid: float | None = None,
+             extra: tuple[str, ...] = ()) -> Path:
     """A run dir as bertcmp writes it: .hydra/config.yaml, metrics.json, history.jsonl, test_predictions.csv."""
     (directory / ".hydra").mkdir(parents=True)
     config = {"model": {"name": model}, "trainer": {"lr": lr}, "seed": seed,
               "data": {"name": data_name, "source": "x", "split": "pooled", "split_seed": 42}}
     (directory / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     accuracy = float((pred == label).mean())
-    metrics = {"status": status, "model": model, "overrides": [f"model={model}", f"seed={seed}"]}
+    metrics = {"status": status, "model": model, "overrides": [f"model={model}", *extra, f"seed={seed}"]}
     if status == "completed":
         metrics |= {"best_epoch": 2, "valid": {"accuracy": valid if valid is not None else accuracy},
                     "test": {"accuracy": accuracy, "f1": accuracy}, "data": {"test": len(label)},
@@ -124,6 +125,31 @@ def test_mixed_sweeps_are_compared_head_to_head(two_sweeps, capsys):
     assert (out / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (out / "report.md").read_text()
     assert "![learning_curves.png](learning_curves.png)" in report and "| configuration |" in report
+
+
+def test_overrides_every_configuration_has_are_said_once(tmp_path, capsys):
+    label = labels()
+    common = ("data.source=/data/imdb", "trainer.epochs=1")
+    for seed in range(2):
+        make_run(tmp_path / "s" / f"{seed}_bert", "bert", seed, predictions(label, np.arange(100)), label,
+                 extra=common)
+        make_run(tmp_path / "s" / f"{2 + seed}_modernbert", "modernbert", seed, predictions(label, np.arange(90)),
+                 label, extra=(*common, "trainer.lr=1e-4"))
+    assert main([str(tmp_path / "s")]) == 0
+    printed = capsys.readouterr().out
+    assert "every configuration has: data.source=/data/imdb,trainer.epochs=1" in printed
+    summary = json.loads((tmp_path / "s" / "comparison" / "comparison.json").read_text())
+    assert summary["shared_overrides"] == list(common)
+    assert sorted(r["configuration"] for r in summary["rows"]) == ["model=bert", "model=modernbert,trainer.lr=1e-4"]
+    assert "Every configuration has `data.source=/data/imdb,trainer.epochs=1`." in \
+        (tmp_path / "s" / "comparison" / "report.md").read_text()
+
+
+def test_one_configuration_keeps_its_whole_name(tmp_path):
+    label = labels()
+    make_run(tmp_path / "s" / "0_bert", "bert", 0, label, label, extra=("trainer.epochs=1",))
+    report = build_report([str(tmp_path / "s")])
+    assert report.shared == [] and report.rows[0]["configuration"] == "model=bert,trainer.epochs=1"
 
 
 def test_default_out_is_inside_the_first_path(two_sweeps):
