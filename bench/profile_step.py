@@ -16,7 +16,6 @@ import tempfile
 import time
 from collections import defaultdict
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
@@ -134,5 +133,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=3)
     main()

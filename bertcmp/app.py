@@ -137,14 +137,12 @@ def experiment(cfg: DictConfig, run: "RunInfo") -> float:
     tracker = start_run(cfg.logger, run.tracked_config(cfg), run.name, run.group, run.dir,
                         run_id=resume["tracker_id"] if resume else None)
     try:
-        history: list[EpochRecord] = [EpochRecord(**r) for r in resume["fit"]["history"]] if resume else []
-
         def save_state(state: dict) -> None:
             outputs.write_resume_state(run.dir, {"config_hash": run.config_hash, "tracker_id": tracker.run_id,
                                                  "fit": state})
 
-        def on_epoch(record: EpochRecord) -> None:
-            history.append(record)
+        def on_epoch(history: list[EpochRecord]) -> None:
+            record = history[-1]
             outputs.write_jsonl(run.dir / outputs.HISTORY, [r.to_dict() for r in history])
             tracker.log_epoch(step=record.step, metrics={
                 "epoch": record.epoch, "valid/accuracy": record.valid_accuracy, "valid/loss": record.valid_loss,

@@ -129,18 +129,25 @@ def table_markdown(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def table_csv(rows: Sequence[dict]) -> str:
+def table_records(rows: Sequence[dict]) -> tuple[list[str], list[list]]:
+    """The table as column names and plain values, for summary.csv and the W&B table alike."""
     columns = ["configuration", "model", "runs", "seeds", "lr"]
     for _, key, _ in TABLE[2:]:
         columns += [key + "_mean", key + "_std"]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
+    records = []
     for r in rows:
         values = [r["configuration"], r["model"], r["runs"], " ".join(map(str, r["seeds"])), r["lr"]]
         for _, key, _ in TABLE[2:]:
             values += [r[key], r[key + "_std"]]
-        writer.writerow(values)
+        records.append(values)
+    return columns, records
+
+
+def table_csv(rows: Sequence[dict]) -> str:
+    columns, records = table_records(rows)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerows([columns, *records])
     return buffer.getvalue()
 
 

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from bertcmp.outputs import METRICS, read_json
 from bertcmp.runs import find_run_dirs
 
+
 def cpu_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))

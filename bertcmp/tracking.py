@@ -86,11 +86,9 @@ def log_comparison(cfg: DictConfig, group: str, report: Any) -> None:
         return
     import wandb
 
-    columns = ["configuration", "model", "runs", "valid_accuracy", "test_accuracy", "test_accuracy_std", "test_f1",
-               "train_examples_per_s", "params", "peak_memory_mb"]
-    rows = [[r["configuration"], r["model"], r["runs"], r["valid.accuracy"], r["test.accuracy"],
-             r["test.accuracy_std"], r["test.f1"], r["train.examples_per_s"], r["params"], r["peak_memory_mb"]]
-            for r in report.rows]
+    from bertcmp.compare import table_records
+
+    columns, rows = table_records(report.rows)  # the columns of summary.csv
     run = wandb.init(project=cfg.project, entity=cfg.entity, group=cfg.group or group, job_type="compare",
                      name="comparison", mode=mode, reinit="finish_previous")
     run.log({"comparison/summary": wandb.Table(columns=columns, data=rows),

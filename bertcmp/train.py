@@ -167,9 +167,11 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device,
 
 def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cfg: DictConfig,
         device: torch.device, on_step: Optional[StepHook] = None,
-        on_epoch: Optional[Callable[[EpochRecord], None]] = None,
+        on_epoch: Optional[Callable[[list[EpochRecord]], None]] = None,
         save_state: Optional[Callable[[dict], None]] = None, resume: Optional[dict] = None) -> FitResult:
     """Train for cfg.epochs; keep the weights of the epoch with the best validation accuracy (earliest on ties).
+    After every epoch `on_epoch` gets the history so far (the latest epoch last, earlier ones of a resumed run
+    included).
 
     After every epoch `save_state` gets everything needed to go on exactly where training stopped (weights,
     optimizer, scheduler, random states, history); passing that back as `resume` continues with the next
@@ -237,20 +239,16 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
         history.append(record)
         if valid.accuracy > best_accuracy:
             best_epoch, best_accuracy = epoch, valid.accuracy
-            best_state = _cpu_copy(model.state_dict())
+            best_state = _snapshot(model.state_dict())
         if save_state and epoch < cfg.epochs:  # saved before the epoch is reported: a resume never lags the log
-            save_state({"model": _cpu_copy(model.state_dict()), "optimizer": _snapshot(optimizer.state_dict()),
+            save_state({"model": _snapshot(model.state_dict()), "optimizer": _snapshot(optimizer.state_dict()),
                         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                         "history": [r.to_dict() for r in history], "best_epoch": best_epoch,
                         "best_accuracy": best_accuracy, "best_state": best_state, "step": step,
                         "rng": _rng_states(train_loader)})
         if on_epoch:
-            on_epoch(record)
+            on_epoch(history)
     return FitResult(history=history, best_epoch=best_epoch, best_state=best_state)
-
-
-def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
 
 
 def _snapshot(value):

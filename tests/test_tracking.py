@@ -38,3 +38,45 @@ def test_auto_follows_wandb_mode(clean_env, monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     monkeypatch.setenv("WANDB_MODE", "disabled")
     assert resolve_mode("auto") == "disabled"
+
+
+def test_online_sweep_comparison_logs_the_summary_table(monkeypatch, tmp_path):
+    """No W&B server is reachable here: a stand-in wandb module records what would be sent."""
+    import sys
+    import types
+
+    from omegaconf import OmegaConf
+
+    from bertcmp.compare import TABLE, Report, table_records
+    from bertcmp.tracking import log_comparison
+
+    sent = {}
+
+    class FakeRun:
+        summary: dict = {}
+
+        def log(self, data):
+            sent.update(data)
+
+        def finish(self):
+            sent["finished"] = True
+
+    fake = types.SimpleNamespace(init=lambda **kw: sent.update(init=kw) or FakeRun(),
+                                 Table=lambda columns, data: ("table", columns, data),
+                                 Image=lambda path: ("image", path))
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    row = {"configuration": "model=bert", "model": "bert", "runs": 2, "seeds": [0, 1], "lr": 5e-5}
+    for _, key, _ in TABLE[2:]:
+        row[key], row[f"{key}_std"] = 0.5, 0.01
+    report = Report(rows=[row], shared=[], head_to_head=None, not_completed=[], problems=[],
+                    files=[tmp_path / "learning_curves.png", tmp_path / "summary.csv"])
+    cfg = OmegaConf.create({"mode": "online", "project": "p", "entity": None, "group": None})
+    log_comparison(cfg, "2026-11-26_10-00-00", report)
+    assert sent["init"]["job_type"] == "compare" and sent["init"]["group"] == "2026-11-26_10-00-00"
+    assert sent["comparison/summary"] == ("table", *table_records([row]))
+    assert sent["comparison/learning_curves"] == ("image", str(tmp_path / "learning_curves.png"))
+    assert set(sent) == {"init", "comparison/summary", "comparison/learning_curves", "finished"}  # PNGs only
+
+    sent.clear()
+    log_comparison(OmegaConf.create({"mode": "offline"}), "g", report)
+    assert sent == {}  # offline: nothing is sent

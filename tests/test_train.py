@@ -42,7 +42,7 @@ def test_fit_learns_and_keeps_the_best_epoch():
     model = BagOfTokens()
     steps, epochs = [], []
     result = fit(model, toy_batches(256, 0), toy_batches(128, 1), trainer_cfg(), torch.device("cpu"),
-                 on_step=lambda s, loss, lr: steps.append((s, loss, lr)), on_epoch=epochs.append)
+                 on_step=lambda s, loss, lr: steps.append((s, loss, lr)), on_epoch=lambda history: epochs.append(history[-1]))
     assert len(result.history) == 4 and [r.epoch for r in epochs] == [1, 2, 3, 4]
     assert [s for s, _, _ in steps] == list(range(1, 4 * 16 + 1)) and epochs[-1].step == 64
     accuracies = [r.valid_accuracy for r in result.history]
