@@ -67,9 +67,9 @@ def measure(family: str, length: int, compile_model: bool, args, device: torch.d
     valid = synthetic(model.encoder.config.vocab_size, batch, length, 1)
     loader = make_loader(train, batch, 0, length, "dynamic", shuffle=True, seed=0,
                          pin_memory=device.type == "cuda")
-    cfg = OmegaConf.merge(OmegaConf.structured(TrainerConfig), {
-        "epochs": 2, "precision": "bf16" if device.type == "cuda" or args.tiny else "fp32", "compile": compile_model})
-    history = fit(model, loader, make_loader(valid, batch, 0, length, "dynamic"), cfg, device).history
+    cfg = OmegaConf.merge(OmegaConf.structured(TrainerConfig), {"epochs": 2, "compile": compile_model})
+    dtype = torch.bfloat16 if device.type == "cuda" or args.tiny else None
+    history = fit(model, loader, make_loader(valid, batch, 0, length, "dynamic"), cfg, device, dtype).history
     timed = history[-1]
     tokens_per_s = timed.tokens / timed.train_seconds
     flops = 6 * non_embedding_params(model.encoder) * tokens_per_s

@@ -76,8 +76,8 @@ def bertcmp_examples_per_s(model_dir: str, splits, tokenizer, max_length: int, p
     train = make_loader(encoded["train"], BATCH, tokenizer.pad_token_id, max_length, padding, shuffle=True, seed=42,
                         pool_batches=pool_batches)
     valid = make_loader(encoded["valid"], BATCH, tokenizer.pad_token_id, max_length, padding)
-    cfg = OmegaConf.merge(OmegaConf.structured(TrainerConfig), {"epochs": 1, "precision": "fp32", "device": "cpu"})
-    record = fit(model, train, valid, cfg, torch.device("cuda" if torch.cuda.is_available() else "cpu")).history[0]
+    cfg = OmegaConf.merge(OmegaConf.structured(TrainerConfig), {"epochs": 1})
+    record = fit(model, train, valid, cfg, torch.device("cuda" if torch.cuda.is_available() else "cpu")).history[0]  # fp32
     return record.examples / record.train_seconds
 
 

@@ -1,3 +1,8 @@
 """bertcmp: fine-tune and compare BERT and ModernBERT for text classification, as one Hydra sweep."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("bertcmp")  # pyproject.toml holds the number
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "unknown"

@@ -2,42 +2,50 @@
 
     python -m bertcmp -m experiment=smoke model=bert,modernbert
 
-The recipe, top to bottom: seed -> data -> tokenizer -> model -> train, validating every epoch -> best
-epoch's weights -> test -> outputs. This is the one place that wires data, model, training and tracking.
+`main` is Hydra's entry point. `run_job` holds the failure policy: skip a run completed earlier, record
+why a run failed, let a sweep's other runs go on. `train_and_test` is the recipe, as named steps:
+
+    set_up -> load_data -> build_model -> load_resume -> start_tracking -> train -> score_and_save
+
+This is the one place that wires data, model, training and tracking.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import resource
 import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
 from importlib import resources
+from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
-from transformers import set_seed
+from torch import nn
+from torch.utils.data import DataLoader
+from transformers import PreTrainedTokenizerFast, set_seed
 
 import bertcmp
 from bertcmp import outputs
 from bertcmp.config import register_configs, validate
-from bertcmp.data import column, load_splits, make_loader, tokenize_splits
+from bertcmp.data import Encoded, column, load_splits, make_loader, tokenize_splits
 from bertcmp.errors import BertcmpError
 from bertcmp.model import build_classifier, check_pretrained, count_parameters, make_tokenizer
+from bertcmp.runs import computation_key
 from bertcmp.sweep import cpu_threads_per_job, launcher_parallelism
-from bertcmp.tracking import start_run
-from bertcmp.train import EpochRecord, Evaluation, FitResult, evaluate, fit, resolve_device, resolve_precision
+from bertcmp.tracking import Tracker, start_run, sweep_group
+from bertcmp.train import (EpochRecord, Evaluation, Progress, TrainingState, evaluate, fit, resolve_device,
+                           resolve_precision)
 
 log = logging.getLogger("bertcmp")
 
@@ -48,33 +56,95 @@ CONFIG_DIR = str(resources.files("bertcmp.conf"))
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> Optional[float]:
-    """Run one job; return its best validation accuracy (what a Hydra sweeper would optimise).
+    """Run one job; return its best validation accuracy (what a Hydra sweeper would optimise)."""
+    return run_job(cfg, Job.from_hydra(cfg))
 
+
+# ---------------------------------------------------------------------------------------------- the job
+
+
+def plain_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as plain containers (enums as their strings), as W&B and the run's key see it."""
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+
+
+@dataclass
+class Job:
+    """This Hydra job: where it writes, what it is called, and its metrics.json, rewritten whole at every
+    status change."""
+    dir: Path
+    name: str                  # the W&B run's name: the job's overrides, or the model family
+    group: Optional[str]       # the W&B group: the sweep; None for a single run
+    num: int                   # the job's number in its sweep (0 for a single run)
+    overrides: list[str]
+    model: str
+    computation_key: str       # what the run computes (bertcmp.runs.computation_key)
+    multirun: bool = False
+    parallel_jobs: int = 1     # jobs the launcher runs at once on this machine
+    started: float = field(default_factory=time.time)
+
+    @classmethod
+    def create(cls, cfg: DictConfig, directory: str | Path, overrides: Sequence[str] = (), name: Optional[str] = None,
+               group: Optional[str] = None, num: int = 0, multirun: bool = False, parallel_jobs: int = 1) -> "Job":
+        """A job writing into `directory`; a single run unless the sweep's facts are given."""
+        model = str(cfg.model.name)
+        return cls(dir=Path(directory), name=name or model, group=group, num=num, overrides=list(overrides),
+                   model=model, computation_key=computation_key(plain_config(cfg)), multirun=multirun,
+                   parallel_jobs=parallel_jobs)
+
+    @classmethod
+    def from_hydra(cls, cfg: DictConfig) -> "Job":
+        hc = HydraConfig.get()
+        if hc.mode != RunMode.MULTIRUN:
+            return cls.create(cfg, hc.runtime.output_dir, hc.overrides.task, hc.job.override_dirname)
+        return cls.create(cfg, hc.runtime.output_dir, hc.overrides.task, hc.job.override_dirname,
+                          group=sweep_group(hc.sweep.dir), num=hc.job.num, multirun=True,
+                          parallel_jobs=launcher_parallelism(hc.launcher))
+
+    def tracked_config(self, cfg: DictConfig) -> dict[str, Any]:
+        config = plain_config(cfg)
+        config["run"] = {"dir": str(self.dir), "overrides": self.overrides, "job_num": self.num}
+        return config
+
+    def write_status(self, status: str, **fields: Any) -> None:
+        now = time.time()
+        outputs.write_json(self.dir / outputs.METRICS_FILE, {
+            "status": status, "model": self.model, **fields, "overrides": self.overrides,
+            "computation_key": self.computation_key,
+            "wall_seconds": now - self.started,
+            "started_at": datetime.fromtimestamp(self.started, timezone.utc).isoformat(timespec="seconds"),
+            "updated_at": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds"),
+            "versions": {"bertcmp": bertcmp.__version__, "torch": torch.__version__,
+                         "transformers": version("transformers"), "python": sys.version.split()[0]},
+        })
+
+
+def run_job(cfg: DictConfig, job: Job) -> Optional[float]:
+    """The failure policy around the recipe. A run completed earlier with the same computation is skipped.
     In a sweep, a failing job records why in its metrics.json and returns NaN, so its siblings go on; the
     end-of-sweep report (bertcmp.sweep.SweepReport) lists the failures and exits non-zero."""
-    run = RunInfo.from_hydra(cfg)
-    previous = outputs.read_json(run.dir / outputs.METRICS) or {}
-    if previous.get("status") == "completed" and previous.get("config_hash") == run.config_hash:
-        log.info("skipping %s: completed earlier with this config (valid accuracy %.4f)", run.dir.name,
+    previous = outputs.read_json(job.dir / outputs.METRICS_FILE) or {}
+    if previous.get("status") == "completed" and previous.get("computation_key") == job.computation_key:
+        log.info("skipping %s: completed earlier with this config (valid accuracy %.4f)", job.dir.name,
                  previous["valid"]["accuracy"])
         return previous["valid"]["accuracy"]
-    run.write_status("running")
+    job.write_status("running")
     try:
         with sigterm_as_interrupt():
-            return experiment(cfg, run)
+            return train_and_test(cfg, job)
     except KeyboardInterrupt:
-        run.write_status("interrupted", error="interrupted (Ctrl-C or SIGTERM); run again to resume")
+        job.write_status("interrupted", error="interrupted (Ctrl-C or SIGTERM); run again to resume")
         log.warning("interrupted; the same command resumes from the last finished epoch")
         raise SystemExit(130) from None  # the shell's code for Ctrl-C; the sweep stops too
     except BertcmpError as err:  # the user's input: one line that says what is wrong, no traceback
-        run.write_status("failed", error=str(err))
+        job.write_status("failed", error=str(err))
         log.error("%s", err)
         failure: BaseException = SystemExit(1)
     except Exception as err:  # a bug or the machine (out of memory, ...): the traceback goes to the job log
-        run.write_status("failed", error=f"{type(err).__name__}: {err}")
+        job.write_status("failed", error=f"{type(err).__name__}: {err}")
         log.exception("run failed")
         failure = err
-    if run.multirun:
+    if job.multirun:
         return float("nan")
     raise failure
 
@@ -96,110 +166,188 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def experiment(cfg: DictConfig, run: "RunInfo") -> float:
+# ---------------------------------------------------------------------------------------------- the recipe
+
+
+def train_and_test(cfg: DictConfig, job: Job) -> float:
+    """Fine-tune on train, pick the best epoch on valid, score it once on test; return its valid accuracy."""
     validate(cfg)  # before anything slow, so a bad value costs nothing
     check_pretrained(cfg.model, cfg.data.max_length)
-    set_seed(cfg.seed)
-    device = resolve_device(cfg.trainer.device, run.job_num)
-    dtype = resolve_precision(cfg.trainer.precision, device)
-    if device.type == "cpu":  # parallel jobs share the cores instead of fighting over them
-        torch.set_num_threads(cpu_threads_per_job(run.parallel_jobs))
-
-    # data and tokenizer: texts are tokenized once, and the tokens cached for every later run
-    splits = load_splits(cfg.data)
-    tokenizer = make_tokenizer(cfg.model, column(splits["train"], "text"))
-    encoded = tokenize_splits(splits, tokenizer, cfg.data.max_length, cfg.cache_dir)
-    eval_batch = cfg.data.eval_batch_size or cfg.data.batch_size
-    loader = partial(make_loader, pad_id=tokenizer.pad_token_id, max_length=cfg.data.max_length,
-                     padding=cfg.data.padding.value, pool_batches=cfg.data.pool_batches,
-                     num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda")
-    train_loader = loader(encoded["train"], cfg.data.batch_size, shuffle=True, seed=cfg.seed)
-    valid_loader = loader(encoded["valid"], eval_batch)
-    test_loader = loader(encoded["test"], eval_batch)
-    log.info("data: %s train / %s valid / %s test examples", *(len(encoded[s]) for s in ("train", "valid", "test")))
-
-    # model: re-seeded so its initialisation does not depend on how much randomness the data path used
-    set_seed(cfg.seed)
-    model = build_classifier(cfg.model, tokenizer, cfg.data.max_length, device)
-    log.info("model: %s (%s), %.1fM parameters, on %s, %s", cfg.model.name.value,
-             cfg.model.pretrained or "from scratch", count_parameters(model) / 1e6, device,
-             "fp32" if dtype is None else str(dtype).removeprefix("torch."))
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-    resume = outputs.read_resume_state(run.dir)
-    if resume is not None and resume.get("config_hash") != run.config_hash:
-        log.warning("ignoring %s/%s: it was saved with another config", run.dir, outputs.RESUME)
-        resume = None
-    if resume is not None:
-        log.info("resuming after epoch %d of %d", len(resume["fit"]["history"]), cfg.trainer.epochs)
-
-    tracker = start_run(cfg.logger, run.tracked_config(cfg), run.name, run.group, run.dir,
-                        run_id=resume["tracker_id"] if resume else None)
+    hardware = set_up(cfg, job)
+    data = load_data(cfg, hardware)
+    model = build_model(cfg, data.tokenizer, hardware)
+    resume = load_resume(job, cfg.trainer.epochs)
+    tracker = start_tracking(cfg, job, resume)
     try:
-        def save_state(state: dict) -> None:
-            outputs.write_resume_state(run.dir, {"config_hash": run.config_hash, "tracker_id": tracker.run_id,
-                                                 "fit": state})
-
-        def on_epoch(history: list[EpochRecord]) -> None:
-            record = history[-1]
-            outputs.write_jsonl(run.dir / outputs.HISTORY, [r.to_dict() for r in history])
-            tracker.log_epoch(step=record.step, metrics={
-                "epoch": record.epoch, "valid/accuracy": record.valid_accuracy, "valid/loss": record.valid_loss,
-                "valid/f1": record.valid_f1, "train/epoch_loss": record.train_loss,
-                "train/epoch_accuracy": record.train_accuracy, "epoch_seconds": record.seconds})
-            log.info("epoch %d/%d: train loss %.4f acc %.4f | valid loss %.4f acc %.4f | %.1f s, %.1f examples/s",
-                     record.epoch, cfg.trainer.epochs, record.train_loss, record.train_accuracy, record.valid_loss,
-                     record.valid_accuracy, record.seconds, record.examples / record.train_seconds)
-
-        result = fit(model, train_loader, valid_loader, cfg.trainer, device, on_step=tracker.log_step,
-                     on_epoch=on_epoch, save_state=save_state, resume=resume["fit"] if resume else None)
-
-        # test once, with the weights of the best validation epoch
-        model.load_state_dict(result.best_state)
-        test = evaluate(model, test_loader, device, dtype)
-        outputs.write_predictions(run.dir / outputs.PREDICTIONS, encoded["test"].index, test.labels, test.preds,
-                                  test.prob_pos)
-        if cfg.trainer.save_checkpoint == "best":
-            outputs.write_checkpoint(run.dir / outputs.CHECKPOINT, result.best_state, lambda d: (
-                model.encoder.config.save_pretrained(d), tokenizer.save_pretrained(d)))
-
-        metrics = run_metrics(result, test, encoded, cfg, count_parameters(model), device, dtype)
-        run.write_status("completed", **metrics)
-        outputs.clear_resume_state(run.dir)  # only the best weights outlive the run (or none)
-        tracker.summarise({"best_epoch": result.best_epoch, **{f"test/{k}": v for k, v in test.metrics().items()},
+        progress = train(cfg, job, model, data, hardware, tracker, resume)
+        metrics = score_and_save(cfg, job, model, data, hardware, progress)
+        tracker.summarise({"best_epoch": metrics["best_epoch"], **{f"test/{k}": v for k, v in metrics["test"].items()},
                            "train/examples_per_s": metrics["train"]["examples_per_s"]})
     except BaseException:
         tracker.finish(exit_code=1)
         raise
     tracker.finish()
-    log.info("%s: best epoch %d, valid accuracy %.4f, test accuracy %.4f (%s)", cfg.model.name.value,
-             result.best_epoch, metrics["valid"]["accuracy"], test.accuracy, run.dir)
+    log.info("%s: best epoch %d, valid accuracy %.4f, test accuracy %.4f (%s)", job.model, metrics["best_epoch"],
+             metrics["valid"]["accuracy"], metrics["test"]["accuracy"], job.dir)
     return metrics["valid"]["accuracy"]
 
 
-def run_metrics(result: FitResult, test: Evaluation, encoded: dict, cfg: DictConfig, params: int,
-                device: torch.device, dtype: Optional[torch.dtype]) -> dict[str, Any]:
+@dataclass
+class Hardware:
+    """Where this job trains, resolved once: the device, and the autocast dtype (None: plain fp32)."""
+    device: torch.device
+    dtype: Optional[torch.dtype]
+
+    @property
+    def precision(self) -> str:
+        return "fp32" if self.dtype is None else str(self.dtype).removeprefix("torch.")
+
+
+def set_up(cfg: DictConfig, job: Job) -> Hardware:
+    """Seed every generator, pick the device and precision, and take this job's share of the CPU cores."""
+    set_seed(cfg.seed)
+    device = resolve_device(cfg.trainer.device, job.num)
+    hardware = Hardware(device, resolve_precision(cfg.trainer.precision, device))
+    if device.type == "cpu":  # parallel jobs share the cores instead of fighting over them
+        torch.set_num_threads(cpu_threads_per_job(job.parallel_jobs))
+    return hardware
+
+
+@dataclass
+class Data:
+    tokenizer: PreTrainedTokenizerFast
+    encoded: dict[str, Encoded]     # train / valid / test, tokenized
+    loaders: dict[str, DataLoader]  # train / valid / test
+
+
+def load_data(cfg: DictConfig, hardware: Hardware) -> Data:
+    """Read and split the data, get the tokenizer, tokenize once (cached for every later run), batch."""
+    d = cfg.data
+    splits = load_splits(d)
+    tokenizer = make_tokenizer(cfg.model, column(splits["train"], "text"))
+    encoded = tokenize_splits(splits, tokenizer, d.max_length, cfg.cache_dir)
+    loader = partial(make_loader, pad_id=tokenizer.pad_token_id, max_length=d.max_length, padding=str(d.padding),
+                     pool_batches=d.pool_batches, num_workers=d.num_workers,
+                     pin_memory=hardware.device.type == "cuda")
+    eval_batch = d.eval_batch_size or d.batch_size
+    loaders = {"train": loader(encoded["train"], d.batch_size, shuffle=True, seed=cfg.seed),
+               "valid": loader(encoded["valid"], eval_batch), "test": loader(encoded["test"], eval_batch)}
+    log.info("data: %s train / %s valid / %s test examples", *(len(encoded[s]) for s in ("train", "valid", "test")))
+    return Data(tokenizer, encoded, loaders)
+
+
+def build_model(cfg: DictConfig, tokenizer: PreTrainedTokenizerFast, hardware: Hardware) -> nn.Module:
+    # re-seeded so the initialisation does not depend on how much randomness the data path used
+    set_seed(cfg.seed)
+    model = build_classifier(cfg.model, tokenizer, cfg.data.max_length, hardware.device)
+    log.info("model: %s (%s), %.1fM parameters, on %s, %s", cfg.model.name, cfg.model.pretrained or "from scratch",
+             count_parameters(model) / 1e6, hardware.device, hardware.precision)
+    if hardware.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(hardware.device)
+    return model
+
+
+@dataclass
+class Resume:
+    """What resume/state.pt holds: the state after the last finished epoch, and which run it belongs to."""
+    computation_key: str
+    tracker_id: Optional[str]  # the W&B run that goes on
+    training: TrainingState
+
+    def to_dict(self) -> dict:
+        return {"computation_key": self.computation_key, "tracker_id": self.tracker_id,
+                "training": self.training.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Resume":
+        return cls(data["computation_key"], data["tracker_id"], TrainingState.from_dict(data["training"]))
+
+
+def load_resume(job: Job, epochs: int) -> Optional[Resume]:
+    """The saved state of this run's last finished epoch, if it has one and it was saved with this config."""
+    saved = outputs.read_resume_state(job.dir)
+    if saved is None:
+        return None
+    try:
+        resume = Resume.from_dict(saved)
+    except (KeyError, TypeError):
+        log.warning("ignoring %s/%s: it was saved by another version of bertcmp", job.dir, outputs.RESUME_DIR)
+        return None
+    if resume.computation_key != job.computation_key:
+        log.warning("ignoring %s/%s: it was saved with another config", job.dir, outputs.RESUME_DIR)
+        return None
+    log.info("resuming after epoch %d of %d", len(resume.training.progress.history), epochs)
+    return resume
+
+
+def start_tracking(cfg: DictConfig, job: Job, resume: Optional[Resume]) -> Tracker:
+    return start_run(cfg.logger, job.tracked_config(cfg), job.name, job.group, job.dir,
+                     run_id=resume.tracker_id if resume else None)
+
+
+def train(cfg: DictConfig, job: Job, model: nn.Module, data: Data, hardware: Hardware, tracker: Tracker,
+          resume: Optional[Resume]) -> Progress:
+    return fit(model, data.loaders["train"], data.loaders["valid"], cfg.trainer, hardware.device, hardware.dtype,
+               on_step=tracker.log_step, on_epoch=partial(report_epoch, job=job, tracker=tracker, epochs=cfg.trainer.epochs),
+               save_state=partial(save_resume, job=job, tracker_id=tracker.run_id),
+               resume=resume.training if resume else None)
+
+
+def report_epoch(history: list[EpochRecord], *, job: Job, tracker: Tracker, epochs: int) -> None:
+    """After every epoch: history.jsonl, W&B, and one log line."""
+    record = history[-1]
+    outputs.write_jsonl(job.dir / outputs.HISTORY_FILE, [r.to_dict() for r in history])
+    tracker.log_epoch(step=record.step, metrics={
+        "epoch": record.epoch, "valid/accuracy": record.valid_accuracy, "valid/loss": record.valid_loss,
+        "valid/f1": record.valid_f1, "train/epoch_loss": record.train_loss,
+        "train/epoch_accuracy": record.train_accuracy, "epoch_seconds": record.seconds})
+    log.info("epoch %d/%d: train loss %.4f acc %.4f | valid loss %.4f acc %.4f | %.1f s, %.1f examples/s",
+             record.epoch, epochs, record.train_loss, record.train_accuracy, record.valid_loss,
+             record.valid_accuracy, record.seconds, record.examples / record.train_seconds)
+
+
+def save_resume(state: TrainingState, *, job: Job, tracker_id: Optional[str]) -> None:
+    outputs.write_resume_state(job.dir, Resume(job.computation_key, tracker_id, state).to_dict())
+
+
+def score_and_save(cfg: DictConfig, job: Job, model: nn.Module, data: Data, hardware: Hardware,
+                  progress: Progress) -> dict[str, Any]:
+    """Score the best epoch's weights once on test; write the predictions, the checkpoint and metrics.json."""
+    model.load_state_dict(progress.best_weights)
+    test = evaluate(model, data.loaders["test"], hardware.device, hardware.dtype)
+    outputs.write_predictions(job.dir / outputs.PREDICTIONS_FILE, data.encoded["test"].index, test.labels,
+                              test.preds, test.prob_pos)
+    if cfg.trainer.save_checkpoint == "best":
+        outputs.write_checkpoint(job.dir / outputs.CHECKPOINT_DIR, progress.best_weights, lambda d: (
+            model.encoder.config.save_pretrained(d), data.tokenizer.save_pretrained(d)))
+    metrics = run_metrics(progress, test, data.encoded, cfg, count_parameters(model), hardware)
+    job.write_status("completed", **metrics)
+    outputs.clear_resume_state(job.dir)  # only the best weights outlive the run (or none)
+    return metrics
+
+
+def run_metrics(progress: Progress, test: Evaluation, encoded: dict[str, Encoded], cfg: DictConfig, params: int,
+                hardware: Hardware) -> dict[str, Any]:
     """What metrics.json records of a completed run: the best epoch's validation, the test, speed, size."""
-    best = result.history[result.best_epoch - 1]
-    seconds = sum(r.train_seconds for r in result.history)
+    best = progress.history[progress.best_epoch - 1]
+    seconds = sum(r.train_seconds for r in progress.history)
     return {
-        "best_epoch": result.best_epoch,
+        "best_epoch": progress.best_epoch,
         "valid": {"accuracy": best.valid_accuracy, "loss": best.valid_loss, "f1": best.valid_f1},
         "test": test.metrics(),
         "train": {
             "seconds": seconds,
-            "examples_per_s": sum(r.examples for r in result.history) / seconds,
-            "tokens_per_s": sum(r.tokens for r in result.history) / seconds,  # real tokens, padding excluded
-            "padded_tokens_per_s": sum(r.padded_tokens for r in result.history) / seconds,
-            "final_loss": result.history[-1].train_loss,
+            "examples_per_s": sum(r.examples for r in progress.history) / seconds,
+            "tokens_per_s": sum(r.tokens for r in progress.history) / seconds,  # real tokens, padding excluded
+            "padded_tokens_per_s": sum(r.padded_tokens for r in progress.history) / seconds,
+            "final_loss": progress.history[-1].train_loss,
         },
         "data": {"name": cfg.data.name, "train": len(encoded["train"]), "valid": len(encoded["valid"]),
                  "test": len(encoded["test"]), "max_length": cfg.data.max_length},
         "params": params,
-        "peak_memory_mb": peak_memory_mb(device),
-        "device": str(device),
-        "precision": "fp32" if dtype is None else str(dtype).removeprefix("torch."),
+        "peak_memory_mb": peak_memory_mb(hardware.device),
+        "device": str(hardware.device),
+        "precision": hardware.precision,
     }
 
 
@@ -208,58 +356,6 @@ def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-class RunInfo:
-    """Where this job writes, what it is called, and its metrics.json, rewritten whole at every status change."""
-
-    def __init__(self, directory: Path, name: str, group: Optional[str], job_num: int, overrides: list[str],
-                 model: str, config_hash: str, multirun: bool = False, parallel_jobs: int = 1):
-        self.dir, self.name, self.group, self.job_num = directory, name, group, job_num
-        self.overrides, self.model, self.config_hash = overrides, model, config_hash
-        self.multirun, self.parallel_jobs = multirun, parallel_jobs
-        self.started = time.time()
-
-    @classmethod
-    def from_hydra(cls, cfg: DictConfig) -> "RunInfo":
-        hc = HydraConfig.get()
-        directory = Path(hc.runtime.output_dir)
-        multirun = hc.mode == RunMode.MULTIRUN
-        group = "_".join(Path(hc.sweep.dir).parts[-2:]) if multirun else None
-        name = hc.job.override_dirname or str(cfg.model.name.value)
-        return cls(directory, name, group, hc.job.num if multirun else 0, list(hc.overrides.task),
-                   str(cfg.model.name.value), config_hash(cfg), multirun,
-                   launcher_parallelism(hc.launcher) if multirun else 1)
-
-    def tracked_config(self, cfg: DictConfig) -> dict[str, Any]:
-        config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-        config["run"] = {"dir": str(self.dir), "overrides": self.overrides, "job_num": self.job_num}
-        return config
-
-    def write_status(self, status: str, **fields: Any) -> None:
-        now = time.time()
-        outputs.write_json(self.dir / outputs.METRICS, {
-            "status": status, "model": self.model, **fields, "overrides": self.overrides,
-            "config_hash": self.config_hash,
-            "wall_seconds": now - self.started,
-            "started_at": datetime.fromtimestamp(self.started, timezone.utc).isoformat(timespec="seconds"),
-            "updated_at": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds"),
-            "versions": {"bertcmp": bertcmp.__version__, "torch": torch.__version__,
-                         "transformers": _version("transformers"), "python": sys.version.split()[0]},
-        })
-
-
-def config_hash(cfg: DictConfig) -> str:
-    """Identity of what a run computes: the resolved config without where it caches or how it is tracked."""
-    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    config.pop("logger", None)
-    config.pop("cache_dir", None)
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import version
-    return version(package)
 
 
 if __name__ == "__main__":

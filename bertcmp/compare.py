@@ -22,10 +22,10 @@ from typing import Optional, Sequence
 import numpy as np
 
 from bertcmp import plots, stats
-from bertcmp.runs import Run, find_run_dirs, load_run
+from bertcmp.outputs import METRICS_FILE, write_text
+from bertcmp.runs import Found, Run, is_glob, load_runs
 
-METRICS = ("test.accuracy", "test.f1")
-NAMES = {"bert": "BERT", "modernbert": "ModernBERT"}
+COMPARABLE_METRICS = ("test.accuracy", "test.f1")  # what --metric accepts
 
 
 @dataclass
@@ -51,9 +51,10 @@ class Report:
     rows: list[dict]
     shared: list[str]           # overrides every configuration has: said once, left out of each row's name
     head_to_head: Optional[HeadToHead]
-    not_completed: list[str]
-    problems: list[str]
-    files: list[Path]
+    not_completed: list[str]    # a line per run that did not complete or has no readable metrics.json
+    problems: list[str]         # a line per path or file that could not be used
+    runs: list[Run] = field(default_factory=list, repr=False)  # the completed runs compared
+    files: list[Path] = field(default_factory=list)
 
     @property
     def compared(self) -> bool:
@@ -65,7 +66,7 @@ class Report:
 
 def shared_overrides(runs: Sequence[Run]) -> list[str]:
     """The overrides that every one of two or more configurations has (e.g. the data source of a sweep)."""
-    per_config = list({run.config_key: run.overrides for run in runs}.values())
+    per_config = list({run.configuration_key: run.overrides for run in runs}.values())
     if len(per_config) < 2:
         return []
     return [o for o in per_config[0] if all(o in others for others in per_config[1:])]
@@ -76,7 +77,7 @@ def summarise(runs: Sequence[Run], metric: str, shared: Sequence[str] = ()) -> l
     its overrides less the `shared` ones."""
     groups: dict[str, list[Run]] = defaultdict(list)
     for run in runs:
-        groups[run.config_key].append(run)
+        groups[run.configuration_key].append(run)
     rows = []
     for key, members in groups.items():
         row = {"configuration": members[0].label(shared), "model": members[0].model, "runs": len(members),
@@ -162,7 +163,7 @@ def head_to_head(runs: Sequence[Run], rows: Sequence[dict], metric: str) -> Opti
         if not candidates:
             return None
         best[model] = max(candidates, key=lambda r: r["valid.accuracy"])
-    members = {m: [r for r in runs if r.config_key == best[m]["key"]] for m in best}
+    members = {m: [r for r in runs if r.configuration_key == best[m]["key"]] for m in best}
     # on the item level, each side is represented by its best-validation run among those with usable predictions
     rep = {m: max(members[m], key=lambda r: (r.predictions is not None, r.value("valid.accuracy") or -1))
            for m in members}
@@ -229,32 +230,33 @@ def item_level_line(h: HeadToHead) -> str:
 # ---------------------------------------------------------------------------------------------- the report
 
 
-def build_report(paths: Sequence[str], out: Optional[Path] = None, metric: str = "test.accuracy") -> Report:
-    """Read every run under `paths`, write the comparison into `out`, and return what it found."""
-    run_dirs, problems = find_run_dirs(list(paths))
-    runs: list[Run] = []
-    for run_dir in run_dirs:
-        run, found = load_run(run_dir)
-        problems += found
-        if run is not None:
-            runs.append(run)
-    completed = [r for r in runs if r.status == "completed"]
-    not_completed = [f"{r.dir}: {r.status}: {r.metrics.get('error', 'no error recorded')}"
-                     for r in runs if r.status != "completed"]
-    shared = shared_overrides(completed)
-    rows = summarise(completed, metric, shared)
-    h2h = head_to_head(completed, rows, metric) if rows else None
-    report = Report(rows=rows, shared=shared, head_to_head=h2h, not_completed=not_completed, problems=problems,
-                    files=[])
-    if rows:
-        out = out or Path(paths[0] if not any(c in paths[0] for c in "*?[") else run_dirs[0].parent) / "comparison"
-        report.files = write_files(report, completed, metric, out)
+def build_report(paths: Sequence[str], out: Optional[Path] = None, metric: str = "test.accuracy",
+                 found: Optional[Found] = None) -> Report:
+    """Compare every run under `paths` (or the runs already `found` there), write the comparison into `out`
+    (default: `comparison/` in the first path), and return it."""
+    found = found or load_runs(paths)
+    report = compare_runs(found, metric)
+    if report.compared:
+        first = paths[0] if not is_glob(paths[0]) else found.dirs[0].parent
+        report.files = write_files(report, metric, out or Path(first) / "comparison")
     return report
 
 
-def write_files(report: Report, runs: Sequence[Run], metric: str, out: Path) -> list[Path]:
+def compare_runs(found: Found, metric: str = "test.accuracy") -> Report:
+    """The table and the head-to-head of the completed runs; the others listed with why."""
+    completed = [r for r in found.runs if r.status == "completed"]
+    not_completed = [f"{r.dir}: {r.status}: {r.metrics.get('error', 'no error recorded')}"
+                     for r in found.runs if r.status != "completed"]
+    not_completed += [f"{d / METRICS_FILE}: {why}; run skipped" for d, why in found.unreadable.items()]
+    shared = shared_overrides(completed)
+    rows = summarise(completed, metric, shared)
+    return Report(rows=rows, shared=shared, head_to_head=head_to_head(completed, rows, metric) if rows else None,
+                  not_completed=not_completed, problems=list(found.problems), runs=completed)
+
+
+def write_files(report: Report, metric: str, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    files = {"summary.csv": table_csv(report.rows), "summary.md": table_markdown(report.rows) + "\n"}
+    runs = report.runs
     figures = {"learning_curves.png": lambda p: plots.learning_curves(runs, report.shared, p),
                "accuracy_vs_lr.png": lambda p: plots.metric_vs_lr(report.rows, metric, p),
                "accuracy_vs_throughput.png": lambda p: plots.metric_vs_throughput(runs, metric, p)}
@@ -263,12 +265,11 @@ def write_files(report: Report, runs: Sequence[Run], metric: str, out: Path) -> 
     comparison = {"metric": metric, "shared_overrides": report.shared, "rows": report.rows,
                   "head_to_head": asdict(report.head_to_head) if report.head_to_head else None,
                   "not_completed": report.not_completed, "problems": report.problems}
-    files["comparison.json"] = json.dumps(comparison, indent=2, default=str) + "\n"
-    files["report.md"] = report_markdown(report, list(figures))
+    files = {"summary.csv": table_csv(report.rows), "summary.md": table_markdown(report.rows) + "\n",
+             "comparison.json": json.dumps(comparison, indent=2, default=str) + "\n",
+             "report.md": report_markdown(report, list(figures))}
     for name, text in files.items():
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out / name)
+        write_text(out / name, text)
     return [out / name for name in [*files, *figures]]
 
 
@@ -299,7 +300,8 @@ def report_markdown(report: Report, figures: list[str]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def print_report(report: Report, stream=None) -> None:
+def print_report(report: Report, stream=None, list_not_completed: bool = True) -> None:
+    """The comparison on screen; `list_not_completed=False` where a list of every run follows anyway."""
     stream = stream or sys.stdout
     if report.shared:
         print(f"every configuration has: {','.join(report.shared)}", file=stream)
@@ -315,7 +317,7 @@ def print_report(report: Report, stream=None) -> None:
             print(item_level_line(h), file=stream)
         for note in h.notes:
             print(f"  note: {note}", file=stream)
-    for line in report.not_completed:
+    for line in report.not_completed if list_not_completed else ():
         print(f"not completed: {line}", file=stream)
     for line in report.problems:
         print(f"problem: {line}", file=stream)
@@ -327,7 +329,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bertcmp.compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", metavar="PATH", help="sweep dir, run dir, or a glob of them")
     parser.add_argument("--out", type=Path, help="where to write the report (default: PATH/comparison)")
-    parser.add_argument("--metric", default="test.accuracy", choices=METRICS, help="the metric compared")
+    parser.add_argument("--metric", default="test.accuracy", choices=COMPARABLE_METRICS, help="the metric compared")
     args = parser.parse_args(argv)
     report = build_report(args.paths, args.out, args.metric)
     print_report(report)

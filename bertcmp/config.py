@@ -1,8 +1,9 @@
 """The config schema: dataclasses registered in Hydra's ConfigStore.
 
-The YAML files under conf/ hold the values a user reads and edits; these dataclasses give every key its
-type, so a misspelt key or a wrong type fails while Hydra composes the config, before any model loads.
-Range checks that a type cannot express live in `validate`, which the task function calls first.
+These dataclasses give every key its type and its default; a YAML file under conf/ holds only what its
+option changes (conf/model/modernbert.yaml: the name and the weights). A misspelt key or a wrong type fails
+while Hydra composes the config, before any model loads. Range checks that a type cannot express live in
+`validate`, which the task function calls first.
 """
 
 from __future__ import annotations
@@ -18,100 +19,116 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from bertcmp.errors import ConfigError
 
 
-class ModelName(str, Enum):
+class Choice(str, Enum):
+    """A config value from a fixed set: equal to its string, and printed as it (str(Pooling.cls) == "cls")."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class ModelName(Choice):
     bert = "bert"
     modernbert = "modernbert"
 
 
-class Pooling(str, Enum):
-    cls = "cls"
-    mean = "mean"
+class Pooling(Choice):
+    cls = "cls"    # the [CLS] vector (the reference)
+    mean = "mean"  # the mean of the real tokens
 
 
-class Split(str, Enum):
-    pooled = "pooled"
-    official = "official"
+class Split(Choice):
+    pooled = "pooled"      # every labelled split pooled, then split (the reference)
+    official = "official"  # the source's own test split; valid carved from train
 
 
-class Padding(str, Enum):
-    max_length = "max_length"
-    dynamic = "dynamic"
+class Padding(Choice):
+    max_length = "max_length"  # every batch padded to data.max_length (the reference)
+    dynamic = "dynamic"        # each batch to its longest item, training batches grouped by length
 
 
-class Attention(str, Enum):
-    auto = "auto"
+class Attention(Choice):
+    auto = "auto"  # flash_attention_2 when flash-attn is installed and the GPU has it, else sdpa
     sdpa = "sdpa"
     flash_attention_2 = "flash_attention_2"
     eager = "eager"
 
 
-class Optimizer(str, Enum):
+class Optimizer(Choice):
     adam = "adam"
     adamw = "adamw"
 
 
-class Scheduler(str, Enum):
+class Scheduler(Choice):
     constant = "constant"
-    linear = "linear"
+    linear = "linear"  # decays to 0 at the last step
 
 
-class Precision(str, Enum):
-    auto = "auto"
+class Precision(Choice):
+    auto = "auto"  # bf16 on a GPU that supports it, else fp32
     fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
+    bf16 = "bf16"  # autocast; also on CPUs
+    fp16 = "fp16"  # CUDA only, with a gradient scaler
 
 
-class SaveCheckpoint(str, Enum):
-    best = "best"
+class SaveCheckpoint(Choice):
+    best = "best"  # the best epoch's weights, config and tokenizer in checkpoint/
     none = "none"
 
 
-class WandbMode(str, Enum):
-    auto = "auto"
+class WandbMode(Choice):
+    auto = "auto"  # WANDB_MODE if set, else online with a W&B key (WANDB_API_KEY or `wandb login`), else offline
     online = "online"
     offline = "offline"
     disabled = "disabled"
 
 
+# The dataclasses below hold every default (docs/configuration.md explains each key); a YAML file in conf/
+# lists only where its option differs from them.
+
+
 @dataclass
 class ScratchConfig:
+    """Sizes of an encoder built from scratch (model.pretrained=null), with a tokenizer trained on the data."""
     hidden_size: int = 64
     num_layers: int = 2
-    num_heads: int = 2
+    num_heads: int = 2          # ModernBERT: hidden_size / num_heads must be even (rotary embeddings)
     intermediate_size: int = 128
     vocab_size: int = 2000
 
 
 @dataclass
 class ModelConfig:
-    name: ModelName = MISSING
-    pretrained: Optional[str] = None
+    name: ModelName = MISSING              # the encoder family, set by the model group
+    pretrained: Optional[str] = None       # a Hub id or a local directory; null = from scratch (scratch.*)
     pooling: Pooling = Pooling.cls
-    dropout: float = 0.1
+    dropout: float = 0.1                   # before the linear head, which is the same for every encoder
     attn_implementation: Attention = Attention.auto
     scratch: ScratchConfig = field(default_factory=ScratchConfig)
 
 
 @dataclass
 class DataConfig:
-    name: str = "imdb"
-    source: Any = "stanfordnlp/imdb"
+    name: str = MISSING                    # what the data is called in metrics.json and the comparison
+    source: Any = None                     # Hub id | Hub-layout dir | aclImdb folder | csv/jsonl/parquet file(s)
+    synthetic: bool = False                # generated reviews instead of `source` (data=synthetic)
+    num_examples: int = 4000               # how many reviews to generate (synthetic only)
     text_column: str = "text"
-    label_column: str = "label"
+    label_column: str = "label"            # 0/1, neg/pos or negative/positive
     split: Split = Split.pooled
-    split_seed: int = 42
-    valid_size: float = 0.05
-    test_size: float = 0.05
-    train_size: Optional[int] = None
-    dedup: bool = False
-    num_examples: int = 4000
-    max_length: int = 128
+    split_seed: int = 42                   # apart from `seed`, so a seed sweep scores the same test items
+    valid_size: float = 0.05               # a fraction (of all data when pooled, of train when official) or a count
+    test_size: float = 0.05                # pooled only
+    train_size: Optional[int] = None       # a cap on training examples; null = all the rest
+    dedup: bool = False                    # drop repeated texts before splitting
+    max_length: int = 128                  # tokens per text; longer texts are truncated
     padding: Padding = Padding.max_length
-    pool_batches: int = 50
+    pool_batches: int = 50                 # dynamic padding: batches per length-sorted pool
     batch_size: int = 32
-    eval_batch_size: Optional[int] = None
-    num_workers: int = 0
+    eval_batch_size: Optional[int] = None  # null = batch_size
+    num_workers: int = 0                   # DataLoader worker processes
 
 
 @dataclass
@@ -123,20 +140,20 @@ class TrainerConfig:
     eps: float = 1e-8
     weight_decay: float = 0.0
     scheduler: Scheduler = Scheduler.constant
-    warmup_ratio: float = 0.0
+    warmup_ratio: float = 0.0              # the share of all steps spent warming the learning rate up from 0
+    max_grad_norm: Optional[float] = None  # gradient clipping; null = none
     precision: Precision = Precision.auto
-    compile: bool = False
-    device: str = "auto"
+    compile: bool = False                  # torch.compile the model once (30 s or more up front)
+    device: str = "auto"                   # auto (GPU job_num mod GPU count, else CPU) | cpu | cuda | cuda:N
     save_checkpoint: SaveCheckpoint = SaveCheckpoint.best
-    max_grad_norm: Optional[float] = None
 
 
 @dataclass
 class LoggerConfig:
     mode: WandbMode = WandbMode.auto
     project: str = "bertcmp"
-    entity: Optional[str] = None
-    group: Optional[str] = None
+    entity: Optional[str] = None           # your W&B user or team; null = your default entity
+    group: Optional[str] = None            # null = the sweep (<date>_<time>); single runs are not grouped
     tags: list[str] = field(default_factory=list)
 
 
@@ -146,13 +163,15 @@ class Config:
     data: DataConfig = MISSING
     trainer: TrainerConfig = MISSING
     logger: LoggerConfig = MISSING
-    seed: int = 42
-    cache_dir: str = MISSING
+    seed: int = 42                         # weights init, dropout and batch order; data.split_seed fixes the split
+    # tokenized data, shared by every run with the same texts, tokenizer and max_length
+    cache_dir: str = "${oc.env:BERTCMP_CACHE_DIR,'~/.cache/bertcmp'}"
 
 
 def register_configs() -> None:
-    """Make the schema available to conf/config.yaml's defaults list as `bertcmp_schema`, and give
-    hydra/launcher=joblib a sensible n_jobs (see bertcmp.sweep.default_n_jobs)."""
+    """Make the schema available to conf/config.yaml's defaults list as `bertcmp_schema`, register bertcmp's
+    resolvers, and give hydra/launcher=joblib a sensible n_jobs (see bertcmp.sweep.default_n_jobs)."""
+    register_resolvers()
     cs = ConfigStore.instance()
     cs.store(name="bertcmp_schema", node=Config)
     # The plugin's own preset runs one job per CPU core (n_jobs=-1): 64 trainings on an 8-GPU machine.
@@ -166,13 +185,19 @@ def register_configs() -> None:
              provider="bertcmp")
 
 
+def register_resolvers() -> None:
+    """`${bertcmp.slug:...}` (the sweep's job directories) and `${bertcmp.n_jobs:}` (the joblib preset)."""
+    from bertcmp.sweep import default_n_jobs
+
+    if not OmegaConf.has_resolver("bertcmp.slug"):
+        OmegaConf.register_new_resolver("bertcmp.slug", _slug)
+    if not OmegaConf.has_resolver("bertcmp.n_jobs"):
+        OmegaConf.register_new_resolver("bertcmp.n_jobs", default_n_jobs, use_cache=True)
+
+
 def _slug(text: str) -> str:
     # override values may hold "/" (paths, hub ids): keep each job in one flat, short directory
     return re.sub(r"[/\\]+", "-", text).strip("-")[:120]
-
-
-if not OmegaConf.has_resolver("bertcmp.slug"):
-    OmegaConf.register_new_resolver("bertcmp.slug", _slug)
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -204,10 +229,10 @@ def validate(cfg: DictConfig) -> None:
     _require(d.max_length >= 8, f"data.max_length={d.max_length} must be >= 8 tokens")
     _require(d.train_size is None or d.train_size >= 1,
              f"data.train_size={d.train_size} must be >= 1, or null for all the rest")
-    _require(d.name != "synthetic" or d.source is None,
+    _require(not d.synthetic or d.source is None,
              f"data.source={d.source} is not read by data=synthetic (generated reviews); "
              "to train on it use data=imdb data.source=...")
-    _require(d.num_examples >= 10, f"data.num_examples={d.num_examples} must be >= 10")
+    _require(not d.synthetic or d.num_examples >= 10, f"data.num_examples={d.num_examples} must be >= 10")
     for key in ("valid_size", "test_size"):
         size = d[key]
         _require(size > 0 and (size < 1 or float(size).is_integer()),

@@ -177,7 +177,7 @@ def _labels_to_ints(values: list, label_column: str, split: str) -> list[int]:
 
 def load_splits(cfg: DictConfig) -> DatasetDict:
     """The train / valid / test splits the data config asks for, each with `text`, `label` and `index`."""
-    if cfg.name == "synthetic":
+    if cfg.synthetic:
         raw = DatasetDict({"train": Dataset.from_dict(make_reviews(cfg.num_examples, cfg.split_seed))})
     else:
         source = list(cfg.source) if isinstance(cfg.source, ListConfig) else cfg.source

@@ -43,10 +43,6 @@ class SequenceClassifier(nn.Module):
         return self.head(self.dropout(pooled))
 
 
-def _family_of(name: str) -> str:
-    return str(getattr(name, "value", name))
-
-
 # ---------------------------------------------------------------------------------------------- tokenizers
 
 
@@ -87,7 +83,7 @@ def load_tokenizer(pretrained: str) -> PreTrainedTokenizerFast:
 def train_tokenizer(family: str, texts: Sequence[str], vocab_size: int) -> PreTrainedTokenizerFast:
     """A tokenizer of the model's own family trained on `texts`: lower-cased WordPiece for BERT,
     byte-level BPE for ModernBERT. Both put [CLS] first and [SEP] last, as the pretrained ones do."""
-    if _family_of(family) == "bert":
+    if str(family) == "bert":
         normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
         vocab = _wordpiece_vocab(texts, vocab_size, normalizer, pre_tokenizer)
         tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
@@ -120,9 +116,9 @@ def _pretrained_config(pretrained: str, family: str, max_length: int):
         config = AutoConfig.from_pretrained(pretrained)
     except Exception as err:
         raise _unreachable(pretrained, err) from err
-    if config.model_type != _family_of(family):
+    if config.model_type != str(family):
         log.warning("model.pretrained=%s is a %r model but model.name=%s", pretrained, config.model_type,
-                    _family_of(family))
+                    str(family))
     _check_length(max_length, config, f"model.pretrained={pretrained}")
     return config
 
@@ -156,7 +152,7 @@ def scratch_encoder(family: str, scratch: DictConfig, tokenizer: PreTrainedToken
     sizes = dict(vocab_size=len(tokenizer), hidden_size=scratch.hidden_size,
                  num_hidden_layers=scratch.num_layers, num_attention_heads=scratch.num_heads,
                  intermediate_size=scratch.intermediate_size, pad_token_id=tokenizer.pad_token_id)
-    if _family_of(family) == "bert":
+    if str(family) == "bert":
         config = BertConfig(max_position_embeddings=max(512, max_length), **sizes)
     else:
         # ModernBERT's default special ids (50281-50283) lie outside a small vocabulary: take the tokenizer's
@@ -190,7 +186,7 @@ def _unreachable(pretrained: str, err: Exception) -> ModelError:
 def build_classifier(cfg: DictConfig, tokenizer: PreTrainedTokenizerFast, max_length: int,
                      device: torch.device = torch.device("cpu")) -> SequenceClassifier:
     """The model the config asks for: pretrained when `pretrained` is set, else scratch, with the shared head."""
-    attention = resolve_attention(_family_of(cfg.attn_implementation), device)
+    attention = resolve_attention(str(cfg.attn_implementation), device)
     if cfg.pretrained:
         encoder = load_encoder(cfg.pretrained, cfg.name, max_length, attention)
     else:
@@ -198,7 +194,7 @@ def build_classifier(cfg: DictConfig, tokenizer: PreTrainedTokenizerFast, max_le
     if encoder.config.vocab_size < len(tokenizer):
         raise ModelError(f"model.pretrained={cfg.pretrained!r}: its tokenizer has {len(tokenizer)} tokens but the "
                          f"encoder only {encoder.config.vocab_size} embeddings")
-    return SequenceClassifier(encoder, num_labels=2, pooling=_family_of(cfg.pooling), dropout=cfg.dropout)
+    return SequenceClassifier(encoder, num_labels=2, pooling=str(cfg.pooling), dropout=cfg.dropout)
 
 
 def count_parameters(model: nn.Module) -> int:

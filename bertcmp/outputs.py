@@ -23,11 +23,11 @@ import numpy as np
 if TYPE_CHECKING:  # torch is imported where weights are written: bertcmp.compare reads runs without it
     import torch
 
-METRICS = "metrics.json"
-HISTORY = "history.jsonl"
-PREDICTIONS = "test_predictions.csv"
-CHECKPOINT = "checkpoint"
-RESUME = "resume"
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.jsonl"
+PREDICTIONS_FILE = "test_predictions.csv"
+CHECKPOINT_DIR = "checkpoint"
+RESUME_DIR = "resume"
 
 
 def write_text(path: Path, text: str) -> None:
@@ -72,7 +72,7 @@ def write_checkpoint(directory: Path, state: dict[str, "torch.Tensor"], save_ext
 
 
 def write_resume_state(run_dir: Path, state: dict) -> None:
-    directory = run_dir / RESUME
+    directory = run_dir / RESUME_DIR
     directory.mkdir(exist_ok=True)
     import torch
 
@@ -84,13 +84,13 @@ def write_resume_state(run_dir: Path, state: dict) -> None:
 def read_resume_state(run_dir: Path) -> dict | None:
     import torch
 
-    path = run_dir / RESUME / "state.pt"
+    path = run_dir / RESUME_DIR / "state.pt"
     # our own file, holding random-generator states that weights_only loading refuses
     return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None
 
 
 def clear_resume_state(run_dir: Path) -> None:
-    shutil.rmtree(run_dir / RESUME, ignore_errors=True)
+    shutil.rmtree(run_dir / RESUME_DIR, ignore_errors=True)
 
 
 def read_json(path: Path) -> dict | None:
@@ -104,6 +104,4 @@ def read_json(path: Path) -> dict | None:
 def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
-    if hasattr(value, "value"):  # enums from the structured config
-        return value.value
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")

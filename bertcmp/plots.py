@@ -32,13 +32,8 @@ def learning_curves(runs: Sequence[Run], shared: Sequence[str], path: Path) -> N
     acc_ax.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy")
     loss_ax.set(xlabel="epoch", ylabel="training loss", title="Training loss")
     for ax in (acc_ax, loss_ax):
-        ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    if len(runs) <= 12:
-        acc_ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path, legend_on=acc_ax if len(runs) <= 12 else None, fontsize=7)
 
 
 def metric_vs_lr(rows: Sequence[dict], metric: str, path: Path) -> None:
@@ -54,7 +49,7 @@ def metric_vs_lr(rows: Sequence[dict], metric: str, path: Path) -> None:
                     yerr=[p["metric_std"] for p in points], marker="o", capsize=4, color=_color(model), label=model)
     ax.set_xscale("log")
     ax.set(xlabel="learning rate", ylabel=metric, title=f"{metric} against learning rate (error bars: std over seeds)")
-    _save(fig, ax, path)
+    _save(fig, path, legend_on=ax)
 
 
 def metric_vs_throughput(runs: Sequence[Run], metric: str, path: Path) -> None:
@@ -64,12 +59,15 @@ def metric_vs_throughput(runs: Sequence[Run], metric: str, path: Path) -> None:
         ax.scatter([r.value("train.examples_per_s") for r in mine], [r.value(metric) for r in mine],
                    color=_color(model), label=model, s=40)
     ax.set(xlabel="training examples / s", ylabel=metric, title=f"{metric} against training speed")
-    _save(fig, ax, path)
+    _save(fig, path, legend_on=ax)
 
 
-def _save(fig, ax, path: Path) -> None:
-    ax.grid(alpha=0.3)
-    ax.legend()
+def _save(fig, path: Path, legend_on=None, fontsize=None) -> None:
+    """Grid every plot, put the legend on `legend_on` (none if None), write the PNG and free the figure."""
+    for ax in fig.axes:
+        ax.grid(alpha=0.3)
+    if legend_on is not None:
+        legend_on.legend(fontsize=fontsize)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

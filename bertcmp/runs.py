@@ -7,6 +7,7 @@ import csv
 import glob
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -14,12 +15,33 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from omegaconf import OmegaConf
 
-from bertcmp.outputs import HISTORY, METRICS, PREDICTIONS, read_json
+from bertcmp.outputs import HISTORY_FILE, METRICS_FILE, PREDICTIONS_FILE, read_json
 
 # the keys of the data config that decide which items land in the test split
 TEST_ITEMS_KEYS = ("name", "source", "text_column", "label_column", "split", "split_seed", "valid_size",
                    "test_size", "dedup", "num_examples")
-IGNORED_FOR_CONFIG = ("seed", "logger", "cache_dir")  # runs differing only in these are one configuration
+NOT_COMPUTED = ("logger", "cache_dir")       # how a run is tracked and where it caches, not what it computes
+NOT_CONFIGURATION = ("seed", *NOT_COMPUTED)  # runs that differ only in these are one configuration
+
+
+def computation_key(config: dict) -> str:
+    """Equal for two runs that compute the same thing (seed included): a run completed with the same key
+    is skipped, and a resume state saved under another key is not used."""
+    return _digest(config, NOT_COMPUTED)[:16]
+
+
+def configuration_key(config: dict) -> str:
+    """Equal for runs that differ only in seed (or in how they were tracked): one row of the comparison."""
+    return _digest(config, NOT_CONFIGURATION)[:12]
+
+
+def _digest(config: dict, leave_out: Sequence[str]) -> str:
+    rest = {k: v for k, v in config.items() if k not in leave_out}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def is_glob(path: str) -> bool:
+    return any(c in path for c in "*?[")
 
 
 @dataclass
@@ -52,16 +74,14 @@ class Run:
         return self.config.get("trainer", {}).get("lr")
 
     @property
-    def config_key(self) -> str:
-        """Same for runs that differ only in seed (or in how they were logged)."""
-        rest = {k: v for k, v in self.config.items() if k not in IGNORED_FOR_CONFIG}
-        return hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    def configuration_key(self) -> str:
+        return configuration_key(self.config)
 
     @property
     def overrides(self) -> list[str]:
-        """The run's command-line overrides, minus seed, logger and hydra ones: what sets its configuration."""
+        """The run's command-line overrides, less seed, logger, cache and hydra ones: what sets its configuration."""
         return [o for o in self.metrics.get("overrides", [])
-                if not o.split("=")[0].lstrip("+~").startswith(("seed", "logger", "hydra"))]
+                if re.split(r"[./=]", o.lstrip("+~"))[0] not in (*NOT_CONFIGURATION, "hydra")]
 
     def label(self, shared: Sequence[str] = ()) -> str:
         """Readable name of the run's configuration: its overrides, less those in `shared`."""
@@ -79,23 +99,52 @@ class Run:
         return float(node) if isinstance(node, (int, float)) else None
 
 
-def find_run_dirs(paths: list[str]) -> tuple[list[Path], list[str]]:
+@dataclass
+class Found:
+    """What `load_runs` found under the paths it was given."""
+    dirs: list[Path]             # every run dir, in the order found (a sweep's in job order)
+    runs: list[Run]              # every run whose metrics.json could be read, whatever its status
+    unreadable: dict[Path, str]  # run dir -> why it has no readable metrics.json (never started, killed, corrupt)
+    problems: list[str]          # one line per path or file that could not be used, naming it
+
+
+def load_runs(paths: Sequence[str]) -> Found:
+    """Read every run under the given sweep dirs, run dirs or globs, each once."""
+    run_dirs, problems = find_run_dirs(paths)
+    found = Found(dirs=run_dirs, runs=[], unreadable={}, problems=problems)
+    for run_dir in run_dirs:
+        metrics = read_json(run_dir / METRICS_FILE)
+        if not isinstance(metrics, dict) or "status" not in metrics:
+            found.unreadable[run_dir] = "missing" if not (run_dir / METRICS_FILE).exists() \
+                else "not valid JSON or has no status"
+            continue
+        run, problem = load_run(run_dir, metrics)
+        found.runs.append(run)
+        if problem:
+            found.problems.append(problem)
+    return found
+
+
+def find_run_dirs(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
     """Run directories under the given sweep dirs, run dirs or globs, and a message for each path without any."""
     found: list[Path] = []
     problems: list[str] = []
     for path in paths:
-        matches = sorted(glob.glob(path)) if any(c in path for c in "*?[") else [path]
+        matches = sorted(glob.glob(path)) if is_glob(path) else [path]
         dirs: list[Path] = []
         for match in map(Path, matches):
-            if (match / ".hydra").is_dir() or (match / METRICS).is_file():
+            if _is_run_dir(match):
                 dirs.append(match)
             elif match.is_dir():
-                dirs += sorted((p for p in match.iterdir() if (p / ".hydra").is_dir() or (p / METRICS).is_file()),
-                               key=_job_order)
+                dirs += sorted((p for p in match.iterdir() if _is_run_dir(p)), key=_job_order)
         if not dirs:
             problems.append(f"{path}: no runs here (a run dir holds .hydra/ and metrics.json; a sweep dir holds run dirs)")
         found += [d for d in dirs if d.resolve() not in {f.resolve() for f in found}]
     return found, problems
+
+
+def _is_run_dir(path: Path) -> bool:
+    return (path / ".hydra").is_dir() or (path / METRICS_FILE).is_file()
 
 
 def _job_order(path: Path) -> tuple:
@@ -103,22 +152,16 @@ def _job_order(path: Path) -> tuple:
     return (int(head) if head.isdigit() else 1 << 30, path.name)
 
 
-def load_run(run_dir: Path) -> tuple[Optional[Run], list[str]]:
-    """The run, or None when its metrics.json is missing or corrupt; with a message per problem found."""
-    metrics = read_json(run_dir / METRICS)
-    if not isinstance(metrics, dict) or "status" not in metrics:
-        what = "missing" if not (run_dir / METRICS).exists() else "not valid JSON or has no status"
-        return None, [f"{run_dir / METRICS}: {what}; run skipped"]
+def load_run(run_dir: Path, metrics: dict) -> tuple[Run, Optional[str]]:
+    """The run whose metrics.json holds `metrics`, and a message when its predictions cannot be used."""
     config_file = run_dir / ".hydra" / "config.yaml"
     config = OmegaConf.to_container(OmegaConf.load(config_file), resolve=False) if config_file.is_file() else {}
     run = Run(dir=run_dir, status=str(metrics["status"]), metrics=metrics, config=config)
-    problems: list[str] = []
+    problem = None
     if run.status == "completed":
-        run.history = _read_history(run_dir / HISTORY)
-        run.predictions, problem = _read_predictions(run_dir / PREDICTIONS, metrics)
-        if problem:
-            problems.append(problem)
-    return run, problems
+        run.history = _read_history(run_dir / HISTORY_FILE)
+        run.predictions, problem = _read_predictions(run_dir / PREDICTIONS_FILE, metrics)
+    return run, problem
 
 
 def _read_history(path: Path) -> list[dict]:

@@ -9,15 +9,9 @@ from typing import Optional
 import numpy as np
 from scipy import stats
 
+from bertcmp import metrics
 
-def accuracy(label: np.ndarray, pred: np.ndarray) -> float:
-    return float((label == pred).mean())
-
-
-def f1(label: np.ndarray, pred: np.ndarray) -> float:
-    tp = int(((pred == 1) & (label == 1)).sum())
-    denominator = int((pred == 1).sum() + (label == 1).sum())
-    return 2 * tp / denominator if denominator else 0.0
+SCORES = {"accuracy": metrics.accuracy, "f1": metrics.f1}  # what the paired bootstrap can compare
 
 
 def mcnemar_exact(label: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> tuple[int, int, float]:
@@ -33,30 +27,18 @@ def paired_bootstrap(label: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, 
                      resamples: int = 10_000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
     """metric(A) - metric(B) on the test items, and its percentile interval from resampling the items
     (the same resampled items for both, which is what makes it paired)."""
+    score = SCORES[metric]
     rng = np.random.default_rng(seed)
     n = len(label)
-    observed = _metric(metric, label, pred_a) - _metric(metric, label, pred_b)
+    observed = score(label, pred_a) - score(label, pred_b)
     diffs = np.empty(resamples)
     chunk = max(1, 2_000_000 // max(n, 1))  # bounded memory for large test sets
     for start in range(0, resamples, chunk):
         idx = rng.integers(0, n, size=(min(chunk, resamples - start), n))
-        diffs[start:start + len(idx)] = _batch_metric(metric, label[idx], pred_a[idx]) - \
-            _batch_metric(metric, label[idx], pred_b[idx])
+        diffs[start:start + len(idx)] = score(label[idx], pred_a[idx]) - score(label[idx], pred_b[idx])
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(diffs, [tail, 100 - tail])
     return float(observed), float(low), float(high)
-
-
-def _metric(metric: str, label: np.ndarray, pred: np.ndarray) -> float:
-    return accuracy(label, pred) if metric == "accuracy" else f1(label, pred)
-
-
-def _batch_metric(metric: str, label: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    if metric == "accuracy":
-        return (label == pred).mean(axis=1)
-    tp = ((pred == 1) & (label == 1)).sum(axis=1)
-    denominator = (pred == 1).sum(axis=1) + (label == 1).sum(axis=1)
-    return np.divide(2 * tp, denominator, out=np.zeros(len(tp)), where=denominator > 0)
 
 
 @dataclass

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from bertcmp.outputs import METRICS, read_json
-from bertcmp.runs import find_run_dirs
+from bertcmp.outputs import METRICS_FILE
+from bertcmp.runs import Found, load_runs
 
 
 def cpu_cores() -> int:
@@ -30,10 +30,6 @@ def default_n_jobs() -> int:
     return gpus if gpus else max(1, min(4, cpu_cores()))
 
 
-if not OmegaConf.has_resolver("bertcmp.n_jobs"):
-    OmegaConf.register_new_resolver("bertcmp.n_jobs", default_n_jobs, use_cache=True)
-
-
 def cpu_threads_per_job(parallel_jobs: int) -> int:
     """Each of `parallel_jobs` jobs on this machine gets an equal share of the cores, at least one."""
     if parallel_jobs < 1:  # joblib's n_jobs=-1 means one job per core
@@ -48,19 +44,20 @@ def launcher_parallelism(launcher: Any) -> int:
     return 1
 
 
-def summarise_sweep(sweep_dir: Path) -> tuple[list[str], list[str]]:
-    """Lines for the completed runs and for the others (failed, interrupted, never finished)."""
+def summarise_sweep(found: Found) -> tuple[list[str], list[str]]:
+    """A line for each completed run and for each other one (failed, interrupted, never finished), in job order."""
+    runs = {run.dir: run for run in found.runs}
     done, problems = [], []
-    run_dirs, _ = find_run_dirs([str(sweep_dir)])
-    for run_dir in run_dirs:
-        metrics = read_json(run_dir / METRICS)
-        if metrics is None:
-            problems.append(f"{run_dir.name}: no readable {METRICS} (the job did not start or was killed)")
-        elif metrics.get("status") == "completed":
-            done.append(f"{run_dir.name}: valid accuracy {metrics['valid']['accuracy']:.4f}, "
-                        f"test accuracy {metrics['test']['accuracy']:.4f}")
+    for run_dir in found.dirs:
+        run = runs.get(run_dir)
+        if run is None:
+            problems.append(f"{run_dir.name}: no readable {METRICS_FILE} ({found.unreadable[run_dir]}: "
+                            "the job did not start, was killed, or its file is damaged)")
+        elif run.status == "completed":
+            done.append(f"{run_dir.name}: valid accuracy {run.value('valid.accuracy'):.4f}, "
+                        f"test accuracy {run.value('test.accuracy'):.4f}")
         else:
-            problems.append(f"{run_dir.name}: {metrics.get('status')}: {metrics.get('error', 'no error recorded')}")
+            problems.append(f"{run_dir.name}: {run.status}: {run.metrics.get('error', 'no error recorded')}")
     return done, problems
 
 
@@ -69,19 +66,20 @@ class SweepReport(Callback):
     run with the failures and their errors, and exit 1 if any run did not complete."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from bertcmp import compare  # here: matplotlib and scipy are needed only once, at the end
+        from bertcmp.tracking import log_comparison, sweep_group
+
         sweep_dir = Path(config.hydra.sweep.dir)
+        found = load_runs([str(sweep_dir)])  # read once: for the comparison and for the list of runs
         try:
-            from bertcmp import compare  # here: matplotlib and scipy are needed only once, at the end
-
-            report = compare.build_report([str(sweep_dir)], sweep_dir / "comparison")
-            compare.print_report(report)
+            report = compare.build_report([str(sweep_dir)], found=found)
+            compare.print_report(report, list_not_completed=False)  # the list below names them
             if report.compared:
-                from bertcmp.tracking import log_comparison
-
-                log_comparison(config.logger, "_".join(sweep_dir.parts[-2:]), report)
+                log_comparison(config.logger, sweep_group(sweep_dir), compare.table_records(report.rows),
+                               report.head_to_head.sentence if report.head_to_head else None, report.files)
         except Exception as err:  # the report is a bonus; the sweep's own result must still be told
             print(f"warning: the comparison report failed: {type(err).__name__}: {err}", flush=True)
-        done, problems = summarise_sweep(sweep_dir)
+        done, problems = summarise_sweep(found)
         lines = [f"sweep {sweep_dir}: {len(done)} completed, {len(problems)} not completed"]
         lines += [f"  ok      {line}" for line in done] + [f"  FAILED  {line}" for line in problems]
         # print, not log: after the jobs, the logging setup is the last job's, whose file is not the place

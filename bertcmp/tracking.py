@@ -10,7 +10,7 @@ import logging
 import netrc
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 from urllib.parse import urlparse
 
 from omegaconf import DictConfig
@@ -27,6 +27,11 @@ def has_wandb_credentials() -> bool:
         return netrc.netrc(os.environ.get("NETRC")).authenticators(host) is not None
     except (OSError, netrc.NetrcParseError):
         return False
+
+
+def sweep_group(sweep_dir: str | Path) -> str:
+    """The W&B group of a sweep's runs and of its comparison: `<date>_<time>` of its directory."""
+    return "_".join(Path(sweep_dir).parts[-2:])
 
 
 def resolve_mode(mode: str) -> str:
@@ -67,7 +72,7 @@ def start_run(cfg: DictConfig, config: dict, name: str, group: Optional[str], di
     go on with that earlier W&B run (a resumed training)."""
     import wandb  # imported here: it is slow to import and the rest of the package does not need it
 
-    mode = resolve_mode(str(getattr(cfg.mode, "value", cfg.mode)))
+    mode = resolve_mode(str(cfg.mode))
     run = wandb.init(project=cfg.project, entity=cfg.entity, group=cfg.group or group, tags=list(cfg.tags),
                      name=name, config=config, dir=str(directory), mode=mode, job_type="train",
                      id=run_id, resume="allow" if run_id else None,
@@ -79,20 +84,20 @@ def start_run(cfg: DictConfig, config: dict, name: str, group: Optional[str], di
     return Tracker(run)
 
 
-def log_comparison(cfg: DictConfig, group: str, report: Any) -> None:
-    """With W&B online, log the sweep's comparison (table, conclusion, plots) as a run of the sweep's group."""
-    mode = resolve_mode(str(getattr(cfg.mode, "value", cfg.mode)))
+def log_comparison(cfg: DictConfig, group: str, table: tuple[list[str], list[list]], conclusion: Optional[str],
+                   files: Sequence[Path]) -> None:
+    """With W&B online, log a sweep's comparison as a run of the sweep's group: the table (column names and
+    rows), the one-sentence conclusion and the PNGs among the report's `files`."""
+    mode = resolve_mode(str(cfg.mode))
     if mode != "online":
         return
     import wandb
 
-    from bertcmp.compare import table_records
-
-    columns, rows = table_records(report.rows)  # the columns of summary.csv
+    columns, rows = table
     run = wandb.init(project=cfg.project, entity=cfg.entity, group=cfg.group or group, job_type="compare",
                      name="comparison", mode=mode, reinit="finish_previous")
     run.log({"comparison/summary": wandb.Table(columns=columns, data=rows),
-             **{f"comparison/{p.stem}": wandb.Image(str(p)) for p in report.files if p.suffix == ".png"}})
-    if report.head_to_head:
-        run.summary["conclusion"] = report.head_to_head.sentence
+             **{f"comparison/{p.stem}": wandb.Image(str(p)) for p in files if p.suffix == ".png"}})
+    if conclusion:
+        run.summary["conclusion"] = conclusion
     run.finish()

@@ -1,7 +1,7 @@
 """The training loop: any model that maps (input_ids, attention_mask) to class logits, any batches of
 {input_ids, attention_mask, labels}. It knows neither the data set nor the encoder.
 
-    result = fit(model, train_loader, valid_loader, cfg.trainer, device)
+    progress = fit(model, train_loader, valid_loader, cfg.trainer, device, dtype)
 
 trains for cfg.epochs, evaluates on the validation batches after every epoch, and hands back the history
 and the weights of the epoch with the best validation accuracy.
@@ -15,7 +15,7 @@ import math
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Callable, Iterator, Optional
 
 import numpy as np
@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from bertcmp.errors import ConfigError, TrainingError
+from bertcmp.metrics import precision_recall_f1
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +72,40 @@ class EpochRecord:
 
 
 @dataclass
-class FitResult:
-    history: list[EpochRecord]
-    best_epoch: int
-    best_state: dict[str, torch.Tensor] = field(repr=False)
+class Progress:
+    """Where training stands after its latest finished epoch; what `fit` returns."""
+    history: list[EpochRecord] = field(default_factory=list)
+    step: int = 0              # optimizer steps taken so far
+    best_epoch: int = 0        # the epoch with the best validation accuracy (the earliest on ties)
+    best_accuracy: float = -1.0
+    best_weights: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # a CPU copy
+
+    def copy(self) -> "Progress":
+        """A copy that later epochs leave alone (the weights are replaced, never changed in place)."""
+        return replace(self, history=list(self.history))
+
+
+@dataclass
+class TrainingState:
+    """Everything needed to go on exactly where training stopped: `fit` hands one to `save_state` after every
+    epoch but the last, and goes on from one given as `resume`."""
+    progress: Progress
+    model: dict
+    optimizer: dict
+    scheduler: dict
+    scaler: dict
+    rng: dict
+
+    def to_dict(self) -> dict:
+        """Plain containers and tensors, for torch.save."""
+        progress = {f.name: getattr(self.progress, f.name) for f in fields(Progress)}
+        progress["history"] = [record.to_dict() for record in self.progress.history]
+        return {**{f.name: getattr(self, f.name) for f in fields(self)}, "progress": progress}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainingState":
+        progress = {**data["progress"], "history": [EpochRecord(**r) for r in data["progress"]["history"]]}
+        return cls(**{**data, "progress": Progress(**progress)})
 
 
 # ---------------------------------------------------------------------------------------------- set-up
@@ -100,7 +131,7 @@ def resolve_precision(spec: str, device: torch.device) -> Optional[torch.dtype]:
         return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
     if spec == "fp16" and device.type != "cuda":
         raise ConfigError("trainer.precision=fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[spec]
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[str(spec)]
 
 
 def make_optimizer(model: nn.Module, cfg: DictConfig, device: torch.device = torch.device("cpu")) -> torch.optim.Optimizer:
@@ -157,45 +188,37 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device,
         back = np.argsort(torch.cat(items).numpy(), kind="stable")
         y, prob_pos = y[back], prob_pos[back]
     pred = (prob_pos > 0.5).astype(np.int64)
-    tp = int(((pred == 1) & (y == 1)).sum())
-    precision = tp / max(int(pred.sum()), 1)
-    recall = tp / max(int(y.sum()), 1)
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    precision, recall, f1 = map(float, precision_recall_f1(y, pred))
     return Evaluation(loss=total_loss / len(y), accuracy=float((pred == y).mean()), f1=f1, precision=precision,
                       recall=recall, labels=y, preds=pred, prob_pos=prob_pos)
 
 
 def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cfg: DictConfig,
-        device: torch.device, on_step: Optional[StepHook] = None,
+        device: torch.device, dtype: Optional[torch.dtype] = None, on_step: Optional[StepHook] = None,
         on_epoch: Optional[Callable[[list[EpochRecord]], None]] = None,
-        save_state: Optional[Callable[[dict], None]] = None, resume: Optional[dict] = None) -> FitResult:
-    """Train for cfg.epochs; keep the weights of the epoch with the best validation accuracy (earliest on ties).
-    After every epoch `on_epoch` gets the history so far (the latest epoch last, earlier ones of a resumed run
-    included).
+        save_state: Optional[Callable[[TrainingState], None]] = None,
+        resume: Optional[TrainingState] = None) -> Progress:
+    """Train for cfg.epochs under autocast to `dtype` (None: fp32); keep the weights of the epoch with the best
+    validation accuracy. After every epoch `on_epoch` gets the history so far (the latest epoch last, earlier
+    ones of a resumed run included).
 
-    After every epoch `save_state` gets everything needed to go on exactly where training stopped (weights,
-    optimizer, scheduler, random states, history); passing that back as `resume` continues with the next
-    epoch and, on the CPU, ends with the same numbers as a run that was never interrupted."""
-    dtype = resolve_precision(cfg.precision, device)
+    After every epoch but the last, `save_state` gets the full TrainingState; passing it back as `resume`
+    continues with the next epoch and, on the CPU, ends with the same numbers as a run never interrupted."""
     model.to(device)
     optimizer = make_optimizer(model, cfg, device)
     scheduler = make_scheduler(optimizer, cfg, total_steps=cfg.epochs * len(train_loader))
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    history: list[EpochRecord] = []
-    best_epoch, best_accuracy, best_state = 0, -1.0, {}
-    step = 0
+    progress = Progress()
     if resume:
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        scheduler.load_state_dict(resume["scheduler"])
-        scaler.load_state_dict(resume["scaler"])
-        history = [EpochRecord(**r) for r in resume["history"]]
-        best_epoch, best_accuracy, best_state = resume["best_epoch"], resume["best_accuracy"], resume["best_state"]
-        step = resume["step"]
-        _set_rng_states(resume["rng"], train_loader)
+        model.load_state_dict(resume.model)
+        optimizer.load_state_dict(resume.optimizer)
+        scheduler.load_state_dict(resume.scheduler)
+        scaler.load_state_dict(resume.scaler)
+        _set_rng_states(resume.rng, train_loader)
+        progress = resume.progress.copy()
     if cfg.compile:  # in place: the state dict keeps its keys; compiled once, reused by every epoch
         model.compile(dynamic=None)
-    for epoch in range(len(history) + 1, cfg.epochs + 1):
+    for epoch in range(len(progress.history) + 1, cfg.epochs + 1):
         started = time.perf_counter()
         model.train()
         loss_sum = correct = examples = tokens = padded = 0
@@ -209,8 +232,9 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
             loss = F.cross_entropy(logits.float(), batch["labels"])
             loss_value = loss.item()
             if not math.isfinite(loss_value):
-                raise TrainingError(f"the training loss became {loss_value} at epoch {epoch}, step {step + 1}; "
-                                    f"lower trainer.lr (now {cfg.lr:g}) or use trainer.precision=fp32")
+                raise TrainingError(f"the training loss became {loss_value} at epoch {epoch}, "
+                                    f"step {progress.step + 1}; lower trainer.lr (now {cfg.lr:g}) "
+                                    "or use trainer.precision=fp32")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if cfg.max_grad_norm:
@@ -220,35 +244,33 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
             scaler.update()
             lr = scheduler.get_last_lr()[0]
             scheduler.step()
-            step += 1
+            progress.step += 1
             n = len(batch["labels"])
             loss_sum += loss_value * n
             correct += int((logits.argmax(-1) == batch["labels"]).sum())
             examples += n
             if on_step:
-                on_step(step, loss_value, lr)
+                on_step(progress.step, loss_value, lr)
             if not bar.disable:
                 bar.set_postfix(loss=f"{loss_value:.4f}", ex_s=f"{examples / (time.perf_counter() - started):.1f}")
         train_seconds = time.perf_counter() - started
 
         valid = evaluate(model, valid_loader, device, dtype)
-        record = EpochRecord(epoch=epoch, step=step, train_loss=loss_sum / examples, train_accuracy=correct / examples,
-                             valid_loss=valid.loss, valid_accuracy=valid.accuracy, valid_f1=valid.f1, lr=lr,
-                             seconds=time.perf_counter() - started, train_seconds=train_seconds,
-                             examples=examples, tokens=tokens, padded_tokens=padded)
-        history.append(record)
-        if valid.accuracy > best_accuracy:
-            best_epoch, best_accuracy = epoch, valid.accuracy
-            best_state = _snapshot(model.state_dict())
+        progress.history.append(EpochRecord(
+            epoch=epoch, step=progress.step, train_loss=loss_sum / examples, train_accuracy=correct / examples,
+            valid_loss=valid.loss, valid_accuracy=valid.accuracy, valid_f1=valid.f1, lr=lr,
+            seconds=time.perf_counter() - started, train_seconds=train_seconds, examples=examples, tokens=tokens,
+            padded_tokens=padded))
+        if valid.accuracy > progress.best_accuracy:
+            progress.best_epoch, progress.best_accuracy = epoch, valid.accuracy
+            progress.best_weights = _snapshot(model.state_dict())
         if save_state and epoch < cfg.epochs:  # saved before the epoch is reported: a resume never lags the log
-            save_state({"model": _snapshot(model.state_dict()), "optimizer": _snapshot(optimizer.state_dict()),
-                        "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                        "history": [r.to_dict() for r in history], "best_epoch": best_epoch,
-                        "best_accuracy": best_accuracy, "best_state": best_state, "step": step,
-                        "rng": _rng_states(train_loader)})
+            save_state(TrainingState(progress=progress.copy(), model=_snapshot(model.state_dict()),
+                                     optimizer=_snapshot(optimizer.state_dict()), scheduler=scheduler.state_dict(),
+                                     scaler=scaler.state_dict(), rng=_rng_states(train_loader)))
         if on_epoch:
-            on_epoch(history)
-    return FitResult(history=history, best_epoch=best_epoch, best_state=best_state)
+            on_epoch(progress.history)
+    return progress
 
 
 def _snapshot(value):

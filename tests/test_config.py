@@ -9,7 +9,8 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from bertcmp.app import CONFIG_DIR
-from bertcmp.config import ModelName, register_configs, validate
+from bertcmp.config import (Choice, DataConfig, LoggerConfig, ModelConfig, ModelName, Pooling, TrainerConfig,
+                            register_configs, validate)
 from bertcmp.errors import ConfigError
 
 register_configs()
@@ -44,6 +45,58 @@ def test_defaults_are_the_reference_recipe():
 ])
 def test_every_group_option_composes_and_validates(overrides):
     validate(make_cfg(*overrides))
+
+
+PRESETS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
+
+
+def test_the_presets_are_found():
+    assert {"smoke", "lr_sweep", "modern_recipe"} <= set(PRESETS)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("model", ["bert", "modernbert"])
+def test_every_experiment_preset_composes_and_validates(preset, model):
+    """Every file in conf/experiment/, so a new preset is covered without editing this test."""
+    cfg = make_cfg(f"experiment={preset}", f"model={model}", hydra=True)
+    validate(cfg)
+    assert cfg.hydra.runtime.choices.experiment == preset
+
+
+SCHEMAS = {"model": ModelConfig, "data": DataConfig, "trainer": TrainerConfig, "logger": LoggerConfig}
+GROUP_FILES = sorted(p for group in SCHEMAS for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+
+
+def _own_keys(path: Path):
+    """A group file's keys and the option it inherits from (its defaults list), if any."""
+    own = OmegaConf.load(path)
+    parents = [d for d in own.pop("defaults", []) if d != "_self_"]
+    return own, parents
+
+
+def _leaves(node, prefix=""):
+    for key, value in node.items():
+        if OmegaConf.is_dict(value):
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+@pytest.mark.parametrize("path", GROUP_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_group_files_hold_only_what_differs_from_the_defaults(path):
+    """Each default is written once, in bertcmp/config.py; a YAML says only how its option differs (from the
+    schema, or from the option it inherits, as model/modernbert.yaml does from model/bert.yaml)."""
+    own, parents = _own_keys(path)
+    base = OmegaConf.structured(SCHEMAS[path.parent.name])
+    for parent in parents:
+        base = OmegaConf.merge(base, _own_keys(path.parent / f"{parent}.yaml")[0])
+    repeated = [key for key, value in _leaves(own) if OmegaConf.select(base, key) == value]
+    assert not repeated, f"{path} repeats defaults: {repeated}"
+
+
+def test_choices_are_their_strings():
+    assert isinstance(Pooling.cls, Choice) and Pooling.cls == "cls"
+    assert str(Pooling.cls) == f"{Pooling.cls}" == "cls" and f"{ModelName.bert:>6}" == "  bert"
 
 
 def test_modernbert_points_at_its_hub_id():

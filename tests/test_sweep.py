@@ -12,6 +12,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from bertcmp.app import CONFIG_DIR
+from bertcmp.runs import load_runs
 from bertcmp.sweep import cpu_cores, cpu_threads_per_job, default_n_jobs, launcher_parallelism, summarise_sweep
 from conftest import run_cli
 
@@ -37,11 +38,12 @@ def test_cpu_share_per_job():
     assert cpu_threads_per_job(-1) == 1  # joblib: one job per core
 
 
-def test_default_n_jobs_without_gpus():
+@pytest.mark.parametrize("gpus", [0, 3])
+def test_default_n_jobs(monkeypatch, gpus):
     import torch
 
-    if torch.cuda.device_count() == 0:
-        assert default_n_jobs() == min(4, cpu_cores())
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)  # the same assertions on any machine
+    assert default_n_jobs() == (gpus or min(4, cpu_cores()))
 
 
 def test_launcher_parallelism():
@@ -88,7 +90,7 @@ def test_summary_lists_what_did_not_complete(tmp_path):
         if record:
             (tmp_path / name / "metrics.json").write_text(json.dumps(record))
     (tmp_path / ".submitit").mkdir()
-    done, problems = summarise_sweep(tmp_path)
+    done, problems = summarise_sweep(load_runs([str(tmp_path)]))
     assert done == ["0_a: valid accuracy 0.9000, test accuracy 0.8000"]
     assert problems[0] == "1_b: failed: data.source='x' does not exist"
     assert problems[1].startswith("2_c: no readable metrics.json")
@@ -97,6 +99,7 @@ def test_summary_lists_what_did_not_complete(tmp_path):
 # ---------------------------------------------------------------------------------------------- end to end
 
 
+@pytest.mark.slow
 def test_joblib_sweep_of_four_runs(tmp_path):
     result = run_cli("-m", *TINY, "model=bert,modernbert", "seed=0,1", "hydra/launcher=joblib",
                      "hydra.launcher.n_jobs=2", "logger.mode=offline", f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
@@ -117,6 +120,7 @@ def sweep_with_a_failure(tmp_path_factory):
     return root, args, run_cli(*args, cwd=root)
 
 
+@pytest.mark.slow
 def test_one_failure_stays_one_failure(sweep_with_a_failure):
     root, _, result = sweep_with_a_failure
     assert result.returncode != 0
@@ -126,10 +130,12 @@ def test_one_failure_stays_one_failure(sweep_with_a_failure):
     assert failed["status"] == "failed" and "model.pretrained='/no/such/model'" in failed["error"]
     assert "1 completed, 1 not completed" in result.stdout
     assert f"FAILED  {bad.name}: failed: model.pretrained='/no/such/model'" in result.stdout
+    assert "not completed: " not in result.stdout  # listed once, in the sweep's list, not again by the comparison
     assert "Traceback" not in result.stdout + result.stderr
     assert "neither a local directory" in (bad / "bertcmp.log").read_text()
 
 
+@pytest.mark.slow
 def test_rerun_skips_completed_runs(sweep_with_a_failure):
     root, args, _ = sweep_with_a_failure
     good, bad = run_dirs(root / "sweep")
@@ -156,6 +162,7 @@ def stop_after_first_epoch(process: subprocess.Popen, run_dir: Path, sig: int) -
     process.communicate(timeout=60)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_numbers(tmp_path):
     args = ["experiment=smoke", "model=bert", "trainer.epochs=3", "logger.mode=offline"]
     whole = run_cli(*args, f"hydra.run.dir={tmp_path / 'whole'}", cwd=tmp_path)
@@ -175,6 +182,7 @@ def test_killed_run_resumes_to_the_same_numbers(tmp_path):
     assert not (cut / "resume").exists()  # epoch states only live until the run completes
 
 
+@pytest.mark.slow
 def test_sigterm_marks_the_run_interrupted(tmp_path):
     run = tmp_path / "run"
     process = start_cli("experiment=smoke", "model=modernbert", "trainer.epochs=20", "logger.mode=disabled",
@@ -185,6 +193,7 @@ def test_sigterm_marks_the_run_interrupted(tmp_path):
     assert (run / "resume" / "state.pt").is_file()
 
 
+@pytest.mark.slow
 def test_submitit_local_sweep(tmp_path):
     """The code path of hydra/launcher=slurm, run by submitit on this machine."""
     result = run_cli("-m", *TINY, "model=bert,modernbert", "hydra/launcher=submitit_local", "logger.mode=disabled",

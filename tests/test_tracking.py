@@ -47,7 +47,7 @@ def test_online_sweep_comparison_logs_the_summary_table(monkeypatch, tmp_path):
 
     from omegaconf import OmegaConf
 
-    from bertcmp.compare import TABLE, Report, table_records
+    from bertcmp.compare import TABLE, table_records
     from bertcmp.tracking import log_comparison
 
     sent = {}
@@ -68,15 +68,20 @@ def test_online_sweep_comparison_logs_the_summary_table(monkeypatch, tmp_path):
     row = {"configuration": "model=bert", "model": "bert", "runs": 2, "seeds": [0, 1], "lr": 5e-5}
     for _, key, _ in TABLE[2:]:
         row[key], row[f"{key}_std"] = 0.5, 0.01
-    report = Report(rows=[row], shared=[], head_to_head=None, not_completed=[], problems=[],
-                    files=[tmp_path / "learning_curves.png", tmp_path / "summary.csv"])
+    files = [tmp_path / "learning_curves.png", tmp_path / "summary.csv"]
     cfg = OmegaConf.create({"mode": "online", "project": "p", "entity": None, "group": None})
-    log_comparison(cfg, "2026-11-26_10-00-00", report)
+    log_comparison(cfg, "2026-11-26_10-00-00", table_records([row]), None, files)
     assert sent["init"]["job_type"] == "compare" and sent["init"]["group"] == "2026-11-26_10-00-00"
     assert sent["comparison/summary"] == ("table", *table_records([row]))
     assert sent["comparison/learning_curves"] == ("image", str(tmp_path / "learning_curves.png"))
     assert set(sent) == {"init", "comparison/summary", "comparison/learning_curves", "finished"}  # PNGs only
 
     sent.clear()
-    log_comparison(OmegaConf.create({"mode": "offline"}), "g", report)
+    log_comparison(OmegaConf.create({"mode": "offline"}), "g", table_records([row]), None, files)
     assert sent == {}  # offline: nothing is sent
+
+
+def test_a_sweep_is_grouped_by_its_date_and_time():
+    from bertcmp.tracking import sweep_group
+
+    assert sweep_group("outputs/multirun/2026-11-26/10-00-00") == "2026-11-26_10-00-00"

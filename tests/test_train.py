@@ -10,7 +10,7 @@ from torch import nn
 
 from bertcmp.config import TrainerConfig
 from bertcmp.errors import ConfigError, TrainingError
-from bertcmp.train import evaluate, fit, make_scheduler, resolve_device, resolve_precision
+from bertcmp.train import TrainingState, evaluate, fit, make_scheduler, resolve_device, resolve_precision
 
 
 class BagOfTokens(nn.Module):
@@ -33,8 +33,7 @@ def toy_batches(n: int, seed: int, batch_size: int = 16) -> list[dict]:
 
 
 def trainer_cfg(**overrides):
-    return OmegaConf.merge(OmegaConf.structured(TrainerConfig), {"lr": 0.05, "epochs": 4, "precision": "fp32",
-                                                                 **overrides})
+    return OmegaConf.merge(OmegaConf.structured(TrainerConfig), {"lr": 0.05, "epochs": 4, **overrides})
 
 
 def test_fit_learns_and_keeps_the_best_epoch():
@@ -51,7 +50,7 @@ def test_fit_learns_and_keeps_the_best_epoch():
     assert result.history[-1].train_loss < result.history[0].train_loss
     assert result.history[0].examples == 256 and result.history[0].tokens == 256 * 6
     # the kept weights are the best epoch's, not the last
-    model.load_state_dict(result.best_state)
+    model.load_state_dict(result.best_weights)
     assert evaluate(model, toy_batches(128, 1), torch.device("cpu")).accuracy == max(accuracies)
 
 
@@ -109,12 +108,19 @@ def test_constant_schedule_keeps_the_rate():
     assert sched.get_last_lr() == [0.3]
 
 
-def test_devices_and_precisions():
+@pytest.mark.parametrize("gpus", [0, 3])
+def test_devices_and_precisions(monkeypatch, gpus):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)  # the same assertions on any machine
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
     assert resolve_device("cpu").type == "cpu"
-    if not torch.cuda.is_available():
+    if gpus == 0:
         assert resolve_device("auto", job_num=3).type == "cpu"
         with pytest.raises(ConfigError, match="trainer.device=cuda"):
             resolve_device("cuda")
+    else:
+        assert resolve_device("auto", job_num=4) == torch.device("cuda:1")  # job i on GPU i mod 3
+        with pytest.raises(ConfigError, match="trainer.device=cuda:5 but this machine has 3 GPU"):
+            resolve_device("cuda:5")
     cpu = torch.device("cpu")
     assert resolve_precision("auto", cpu) is None and resolve_precision("fp32", cpu) is None
     assert resolve_precision("bf16", cpu) == torch.bfloat16
@@ -124,8 +130,8 @@ def test_devices_and_precisions():
 
 def test_bf16_autocast_trains_on_cpu():
     torch.manual_seed(0)
-    result = fit(BagOfTokens(), toy_batches(128, 0), toy_batches(64, 1), trainer_cfg(epochs=2, precision="bf16"),
-                 torch.device("cpu"))
+    result = fit(BagOfTokens(), toy_batches(128, 0), toy_batches(64, 1), trainer_cfg(epochs=2),
+                 torch.device("cpu"), dtype=torch.bfloat16)
     assert all(math.isfinite(r.train_loss) for r in result.history)
 
 
@@ -144,10 +150,12 @@ def test_resume_from_a_saved_epoch_gives_the_same_run():
     states: list = []
     train(4, saved=states)
     assert len(states) == 3  # after epochs 1..3; the last epoch ends the run instead
-    resumed = train(4, resume=states[1])  # as if the machine died during epoch 3
+    assert [len(s.progress.history) for s in states] == [1, 2, 3]  # each a snapshot, not the live record
+    saved = TrainingState.from_dict(states[1].to_dict())  # as written to and read back from resume/state.pt
+    resumed = train(4, resume=saved)  # as if the machine died during epoch 3
     assert [r.train_loss for r in resumed.history] == [r.train_loss for r in whole.history]
     assert resumed.best_epoch == whole.best_epoch
-    assert all(torch.equal(resumed.best_state[k], whole.best_state[k]) for k in whole.best_state)
+    assert all(torch.equal(resumed.best_weights[k], whole.best_weights[k]) for k in whole.best_weights)
 
 
 def test_evaluate_puts_length_sorted_batches_back_in_item_order():

@@ -1,0 +1,91 @@
+"""The task function in-process: a whole tiny run through the recipe's steps, the skip of a completed run, the
+run's identity, and bad input, composed with Hydra's compose API as the command line would compose it."""
+
+import json
+import logging
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+
+from bertcmp.app import CONFIG_DIR, Job, run_job
+
+TINY = ("experiment=smoke", "data.num_examples=300", "trainer.epochs=2")
+
+
+def make_cfg(*overrides: str):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=[*overrides, "logger.mode=disabled"])
+
+
+def new_job(tmp_path, *overrides: str):
+    """A single run's config and job, writing into tmp_path/run (which Hydra would have made)."""
+    cfg = make_cfg(*overrides)
+    job = Job.create(cfg, tmp_path / "run", overrides)
+    job.dir.mkdir()
+    return cfg, job
+
+
+def recorded(job: Job) -> dict:
+    return json.loads((job.dir / "metrics.json").read_text())
+
+
+def test_a_tiny_run_completes_and_is_then_skipped(tmp_path, caplog):
+    cfg, job = new_job(tmp_path, *TINY)
+    accuracy = run_job(cfg, job)
+    metrics = recorded(job)
+    assert metrics["status"] == "completed" and metrics["valid"]["accuracy"] == accuracy
+    assert metrics["computation_key"] == job.computation_key and metrics["model"] == "bert"
+    assert metrics["data"] == {"name": "synthetic", "train": 240, "valid": 30, "test": 30, "max_length": 64}
+    assert [json.loads(line)["epoch"] for line in (job.dir / "history.jsonl").read_text().splitlines()] == [1, 2]
+    for name in ("test_predictions.csv", "checkpoint/model.safetensors", "checkpoint/tokenizer.json"):
+        assert (job.dir / name).is_file()
+    assert not (job.dir / "resume").exists()
+
+    written = (job.dir / "metrics.json").stat().st_mtime_ns
+    with caplog.at_level(logging.INFO, logger="bertcmp"):
+        assert run_job(cfg, Job.create(cfg, job.dir, TINY)) == accuracy
+    assert "skipping run: completed earlier with this config" in caplog.text
+    assert (job.dir / "metrics.json").stat().st_mtime_ns == written
+
+
+def test_the_computation_key_ignores_tracking_and_cache_but_not_the_seed():
+    def key(*overrides: str) -> str:
+        return Job.create(make_cfg(*TINY, *overrides), "unused").computation_key
+
+    assert key() == key("logger.project=elsewhere") == key("cache_dir=/tmp/elsewhere")
+    assert key() != key("seed=1") and key() != key("trainer.lr=1e-4")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["model=roberta"], "Could not find 'model/roberta'"),
+    (["trainer.lrr=1e-4"], "Key 'lrr' not in 'TrainerConfig'"),
+    (["trainer.lr=fast"], "trainer.lr"),
+])
+def test_config_mistakes_fail_while_composing(args, message):
+    with pytest.raises(ConfigCompositionException) as error:
+        make_cfg(*args)
+    assert message in f"{error.value} {error.value.__cause__}"  # Hydra prints both, without a traceback
+
+
+@pytest.mark.parametrize("args, message", [
+    (["experiment=smoke", "trainer.lr=0"], "trainer.lr=0.0 must be > 0"),
+    (["experiment=smoke", "data.batch_size=0"], "data.batch_size=0 must be >= 1"),
+    (["data.source=/no/such/imdb", "model.pretrained=null"], "data.source='/no/such/imdb' does not exist"),
+    (["model.pretrained=nobody/no-such-model"],  # reported before the (unreachable) default data is tried
+     "model.pretrained='nobody/no-such-model' is neither a local directory nor reachable"),
+    (["experiment=smoke", "model.pretrained={tiny_bert_dir}", "data.max_length=600"],
+     "data.max_length=600 is larger than"),
+])
+def test_bad_input_is_one_clear_line(request, tmp_path, caplog, args, message):
+    args = [a.format(tiny_bert_dir=request.getfixturevalue("tiny_bert_dir")) if "{" in a else a for a in args]
+    cfg, job = new_job(tmp_path, *args)
+    with pytest.raises(SystemExit) as stop:
+        run_job(cfg, job)
+    assert stop.value.code == 1
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and message in errors[0].getMessage()
+    assert "\n" not in errors[0].getMessage() and errors[0].exc_info is None  # one line, no traceback
+    failed = recorded(job)  # the run started: its record says why it failed
+    assert failed["status"] == "failed" and message.split("'")[0] in failed["error"]
+    assert not (job.dir / "test_predictions.csv").exists()
