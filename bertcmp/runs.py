@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
+import yaml
 from omegaconf import OmegaConf
 
 from bertcmp.outputs import HISTORY_FILE, METRICS_FILE, PREDICTIONS_FILE, read_json
@@ -118,10 +119,9 @@ def load_runs(paths: Sequence[str]) -> Found:
             found.unreadable[run_dir] = "missing" if not (run_dir / METRICS_FILE).exists() \
                 else "not valid JSON or has no status"
             continue
-        run, problem = load_run(run_dir, metrics)
+        run, problems = load_run(run_dir, metrics)
         found.runs.append(run)
-        if problem:
-            found.problems.append(problem)
+        found.problems += problems
     return found
 
 
@@ -152,16 +152,28 @@ def _job_order(path: Path) -> tuple:
     return (int(head) if head.isdigit() else 1 << 30, path.name)
 
 
-def load_run(run_dir: Path, metrics: dict) -> tuple[Run, Optional[str]]:
-    """The run whose metrics.json holds `metrics`, and a message when its predictions cannot be used."""
-    config_file = run_dir / ".hydra" / "config.yaml"
-    config = OmegaConf.to_container(OmegaConf.load(config_file), resolve=False) if config_file.is_file() else {}
+def load_run(run_dir: Path, metrics: dict) -> tuple[Run, list[str]]:
+    """The run whose metrics.json holds `metrics`, and a message for each of its files that cannot be used."""
+    config, problem = _read_config(run_dir / ".hydra" / "config.yaml")
+    problems = [problem] if problem else []
     run = Run(dir=run_dir, status=str(metrics["status"]), metrics=metrics, config=config)
-    problem = None
     if run.status == "completed":
         run.history = _read_history(run_dir / HISTORY_FILE)
         run.predictions, problem = _read_predictions(run_dir / PREDICTIONS_FILE, metrics)
-    return run, problem
+        problems += [problem] if problem else []
+    return run, problems
+
+
+def _read_config(path: Path) -> tuple[dict, Optional[str]]:
+    if not path.is_file():
+        return {}, None
+    try:
+        config = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        return {}, f"{path}: unreadable ({type(err).__name__}); the run is compared by its metrics.json alone"
+    if not isinstance(config, dict):
+        return {}, f"{path}: not a config; the run is compared by its metrics.json alone"
+    return config, None
 
 
 def _read_history(path: Path) -> list[dict]:

@@ -12,7 +12,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from bertcmp.outputs import METRICS_FILE
-from bertcmp.runs import Found, load_runs
+from bertcmp.runs import Found, Run, load_runs
 
 
 def cpu_cores() -> int:
@@ -54,11 +54,16 @@ def summarise_sweep(found: Found) -> tuple[list[str], list[str]]:
             problems.append(f"{run_dir.name}: no readable {METRICS_FILE} ({found.unreadable[run_dir]}: "
                             "the job did not start, was killed, or its file is damaged)")
         elif run.status == "completed":
-            done.append(f"{run_dir.name}: valid accuracy {run.value('valid.accuracy'):.4f}, "
-                        f"test accuracy {run.value('test.accuracy'):.4f}")
+            done.append(f"{run_dir.name}: valid accuracy {_score(run, 'valid.accuracy')}, "
+                        f"test accuracy {_score(run, 'test.accuracy')}")
         else:
             problems.append(f"{run_dir.name}: {run.status}: {run.metrics.get('error', 'no error recorded')}")
     return done, problems
+
+
+def _score(run: Run, name: str) -> str:
+    value = run.value(name)
+    return "missing" if value is None else f"{value:.4f}"
 
 
 class SweepReport(Callback):
@@ -66,12 +71,12 @@ class SweepReport(Callback):
     run with the failures and their errors, and exit 1 if any run did not complete."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from bertcmp import compare  # here: matplotlib and scipy are needed only once, at the end
-        from bertcmp.tracking import log_comparison, sweep_group
-
         sweep_dir = Path(config.hydra.sweep.dir)
         found = load_runs([str(sweep_dir)])  # read once: for the comparison and for the list of runs
         try:
+            from bertcmp import compare  # here: matplotlib and scipy are needed only once, at the end
+            from bertcmp.tracking import log_comparison, sweep_group
+
             report = compare.build_report([str(sweep_dir)], found=found)
             compare.print_report(report, list_not_completed=False)  # the list below names them
             if report.compared:

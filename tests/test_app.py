@@ -89,3 +89,24 @@ def test_bad_input_is_one_clear_line(request, tmp_path, caplog, args, message):
     failed = recorded(job)  # the run started: its record says why it failed
     assert failed["status"] == "failed" and message.split("'")[0] in failed["error"]
     assert not (job.dir / "test_predictions.csv").exists()
+
+
+def test_a_resume_state_is_used_only_by_its_own_run(tmp_path, caplog):
+    import torch
+
+    from bertcmp import outputs
+    from bertcmp.app import Resume, load_resume
+    from bertcmp.train import Progress, TrainingState
+
+    cfg, job = new_job(tmp_path, *TINY)
+    assert load_resume(job, epochs=2) is None  # nothing saved yet
+    state = TrainingState(progress=Progress(), model={"w": torch.ones(2)}, optimizer={}, scheduler={}, scaler={},
+                          rng={})
+    outputs.write_resume_state(job.dir, Resume(job.computation_key, "wandb-id", state).to_dict())
+    resume = load_resume(job, epochs=2)
+    assert resume.tracker_id == "wandb-id" and torch.equal(resume.training.model["w"], torch.ones(2))
+
+    other = Job.create(make_cfg(*TINY, "trainer.lr=1e-4"), job.dir)
+    assert load_resume(other, epochs=2) is None and "saved with another config" in caplog.text
+    outputs.write_resume_state(job.dir, {"config_hash": job.computation_key, "fit": {}})  # bertcmp 0.1's layout
+    assert load_resume(job, epochs=2) is None and "saved by another version of bertcmp" in caplog.text

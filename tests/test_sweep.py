@@ -96,6 +96,17 @@ def test_summary_lists_what_did_not_complete(tmp_path):
     assert problems[1].startswith("2_c: no readable metrics.json")
 
 
+def test_summary_survives_damaged_run_files(tmp_path):
+    """What the list is for: even a run whose files are damaged is listed, and the list is still made."""
+    (tmp_path / "0_a" / ".hydra").mkdir(parents=True)
+    (tmp_path / "0_a" / ".hydra" / "config.yaml").write_text("model: [unclosed\n")
+    (tmp_path / "0_a" / "metrics.json").write_text(json.dumps({"status": "completed"}))  # no scores recorded
+    found = load_runs([str(tmp_path)])
+    assert summarise_sweep(found) == (["0_a: valid accuracy missing, test accuracy missing"], [])
+    assert f"{tmp_path / '0_a' / '.hydra' / 'config.yaml'}: unreadable (ParserError); " \
+           "the run is compared by its metrics.json alone" in found.problems
+
+
 # ---------------------------------------------------------------------------------------------- end to end
 
 
