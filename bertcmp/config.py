@@ -57,8 +57,9 @@ class Attention(Choice):
 
 
 class Optimizer(Choice):
-    adam = "adam"
-    adamw = "adamw"
+    adam = "adam"                        # weight_decay as an L2 term in the gradient (torch.optim.Adam)
+    adamw = "adamw"                      # p *= 1 - lr_t * weight_decay per step (torch.optim.AdamW)
+    decoupled_adamw = "decoupled_adamw"  # p *= 1 - weight_decay * lr_t / lr per step (Composer's DecoupledAdamW)
 
 
 class Scheduler(Choice):

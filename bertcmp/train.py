@@ -135,9 +135,14 @@ def resolve_precision(spec: str, device: torch.device) -> Optional[torch.dtype]:
 
 
 def make_optimizer(model: nn.Module, cfg: DictConfig, device: torch.device = torch.device("cpu")) -> torch.optim.Optimizer:
-    kind = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    """Adam, AdamW, or AdamW with Composer's decoupled weight decay (what ModernBERT's fine-tuning recipe uses):
+    there every step multiplies each weight by 1 - weight_decay * lr_t / lr, a decay that follows the schedule but
+    is not scaled by the learning rate. torch's AdamW multiplies by 1 - lr_t * decay, so decay = weight_decay / lr
+    is the same step, and the published values can be typed in as they are."""
+    kind = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+    decay = cfg.weight_decay / cfg.lr if cfg.optimizer == "decoupled_adamw" else cfg.weight_decay
     # the fused CUDA kernel updates all parameters in one launch; same maths
-    return kind(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay,
+    return kind(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=decay,
                 fused=device.type == "cuda" or None)
 
 

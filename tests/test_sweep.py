@@ -75,11 +75,11 @@ def test_lr_sweep_preset_is_the_whole_grid():
     assert params["model"] == "bert,modernbert" and params["trainer.lr"] == "2e-5,3e-5,5e-5,8e-5"
 
 
-def test_modern_recipe_preset():
+def test_modern_recipe_preset_is_the_references_sst2_recipe():
     t = compose_with_hydra("experiment=modern_recipe").trainer
     assert (t.optimizer.value, list(t.betas), t.eps, t.scheduler.value, t.warmup_ratio) == \
-        ("adamw", [0.9, 0.98], 1e-6, "linear", 0.1)
-    assert 0 < t.weight_decay < 1e-3
+        ("decoupled_adamw", [0.9, 0.98], 1e-6, "linear", 0.1)
+    assert (t.lr, t.weight_decay) == (3e-5, 3e-6)
 
 
 def test_summary_lists_what_did_not_complete(tmp_path):

@@ -10,7 +10,8 @@ from torch import nn
 
 from bertcmp.config import TrainerConfig
 from bertcmp.errors import ConfigError, TrainingError
-from bertcmp.train import TrainingState, evaluate, fit, make_scheduler, resolve_device, resolve_precision
+from bertcmp.train import (TrainingState, evaluate, fit, make_optimizer, make_scheduler, resolve_device,
+                           resolve_precision)
 
 
 class BagOfTokens(nn.Module):
@@ -169,3 +170,27 @@ def test_evaluate_puts_length_sorted_batches_back_in_item_order():
     again = evaluate(model, shuffled, torch.device("cpu"))
     assert np.array_equal(in_order.preds, again.preds) and np.allclose(in_order.prob_pos, again.prob_pos)
     assert np.array_equal(in_order.labels, again.labels)
+
+
+@pytest.mark.parametrize("optimizer, decay_per_step", [
+    # Composer's DecoupledAdamW (ModernBERT's recipe): weight_decay follows the schedule, unscaled by lr
+    ("decoupled_adamw", lambda wd, lr_t, lr: wd * lr_t / lr),
+    ("adamw", lambda wd, lr_t, lr: lr_t * wd),  # torch's AdamW: scaled by the learning rate
+])
+def test_one_steps_weight_decay_follows_the_formula(optimizer, decay_per_step):
+    """With a zero gradient Adam moves nothing, so a step changes the weights by the decay alone."""
+    weight = nn.Parameter(torch.full((3,), 2.0, dtype=torch.float64))
+    model = nn.Module()
+    model.weight = weight
+    cfg = trainer_cfg(optimizer=optimizer, lr=3e-5, weight_decay=3e-6, scheduler="linear", warmup_ratio=0.5)
+    opt = make_optimizer(model, cfg)
+    sched = make_scheduler(opt, cfg, total_steps=4)
+    for _ in range(4):  # lr_t: 0 and lr/2 (warm-up), lr, lr/2 (linear decay)
+        lr_t = sched.get_last_lr()[0]
+        before = weight.detach().clone()
+        weight.grad = torch.zeros_like(weight)
+        opt.step()
+        sched.step()
+        expected = before * (1 - decay_per_step(3e-6, lr_t, 3e-5))
+        assert torch.allclose(weight.detach(), expected, rtol=0, atol=1e-15)
+    assert lr_t == pytest.approx(3e-5 / 2)  # the last step decayed at half the peak rate
