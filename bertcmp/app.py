@@ -341,6 +341,7 @@ def run_metrics(progress: Progress, test: Evaluation, encoded: dict[str, Encoded
             "tokens_per_s": sum(r.tokens for r in progress.history) / seconds,  # real tokens, padding excluded
             "padded_tokens_per_s": sum(r.padded_tokens for r in progress.history) / seconds,
             "final_loss": progress.history[-1].train_loss,
+            "effective_batch_size": cfg.data.batch_size * cfg.trainer.grad_accum_steps,
         },
         "data": {"name": cfg.data.name, "train": len(encoded["train"]), "valid": len(encoded["valid"]),
                  "test": len(encoded["test"]), "max_length": cfg.data.max_length},

@@ -143,6 +143,7 @@ class TrainerConfig:
     scheduler: Scheduler = Scheduler.constant
     warmup_ratio: float = 0.0              # the share of all steps spent warming the learning rate up from 0
     max_grad_norm: Optional[float] = None  # gradient clipping; null = none
+    grad_accum_steps: int = 1              # micro-batches per optimizer step: effective batch = data.batch_size x this
     precision: Precision = Precision.auto
     compile: bool = False                  # torch.compile the model once (30 s or more up front)
     device: str = "auto"                   # auto (GPU job_num mod GPU count, else CPU) | cpu | cuda | cuda:N
@@ -213,6 +214,8 @@ def validate(cfg: DictConfig) -> None:
     t, d, m = cfg.trainer, cfg.data, cfg.model
     _require(t.lr > 0, f"trainer.lr={t.lr} must be > 0 (the reference recipe uses trainer.lr=5e-5)")
     _require(t.epochs >= 1, f"trainer.epochs={t.epochs} must be >= 1")
+    _require(t.grad_accum_steps >= 1,
+             f"trainer.grad_accum_steps={t.grad_accum_steps} must be >= 1 (1 = a step per batch, no accumulation)")
     _require(len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas),
              f"trainer.betas={list(t.betas)} must be two numbers in [0, 1), e.g. [0.9,0.999]")
     _require(t.eps > 0, f"trainer.eps={t.eps} must be > 0")

@@ -10,13 +10,14 @@ and the weights of the epoch with the best validation accuracy.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import random
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -152,6 +153,18 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig, total_step
     return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
 
 
+def optimizer_steps(batches: int, cfg: DictConfig) -> int:
+    """Optimizer steps in an epoch of `batches` micro-batches: one per trainer.grad_accum_steps of them."""
+    return math.ceil(batches / cfg.grad_accum_steps)
+
+
+def _windows(batches: Iterable[dict], size: int) -> Iterator[list[dict]]:
+    """The batches in consecutive lists of `size` (the last may be shorter): one optimizer step each."""
+    batches = iter(batches)
+    while window := list(itertools.islice(batches, size)):
+        yield window
+
+
 def _autocast(device: torch.device, dtype: Optional[torch.dtype]):
     if dtype is None:
         return contextlib.nullcontext()
@@ -211,7 +224,7 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
     continues with the next epoch and, on the CPU, ends with the same numbers as a run never interrupted."""
     model.to(device)
     optimizer = make_optimizer(model, cfg, device)
-    scheduler = make_scheduler(optimizer, cfg, total_steps=cfg.epochs * len(train_loader))
+    scheduler = make_scheduler(optimizer, cfg, total_steps=cfg.epochs * optimizer_steps(len(train_loader), cfg))
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     progress = Progress()
     if resume:
@@ -228,20 +241,29 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
         model.train()
         loss_sum = correct = examples = tokens = padded = 0
         bar = _progress(train_loader, f"epoch {epoch}/{cfg.epochs}")
-        for batch in bar:
-            tokens += int(batch["attention_mask"].sum())
-            padded += batch["input_ids"].numel()
-            batch = _to(batch, device)
-            with _autocast(device, dtype):
-                logits = model(batch["input_ids"], batch["attention_mask"])
-            loss = F.cross_entropy(logits.float(), batch["labels"])
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise TrainingError(f"the training loss became {loss_value} at epoch {epoch}, "
-                                    f"step {progress.step + 1}; lower trainer.lr (now {cfg.lr:g}) "
-                                    "or use trainer.precision=fp32")
+        for window in _windows(bar, cfg.grad_accum_steps):
+            # one optimizer step over the union of the window's micro-batches: each micro-batch's mean loss is
+            # weighted by its share of the window's examples (a shorter last window by its own size)
+            window_examples = sum(len(batch["labels"]) for batch in window)
+            window_loss = 0.0
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            for batch in window:
+                tokens += int(batch["attention_mask"].sum())
+                padded += batch["input_ids"].numel()
+                batch = _to(batch, device)
+                n = len(batch["labels"])
+                with _autocast(device, dtype):
+                    logits = model(batch["input_ids"], batch["attention_mask"])
+                loss = F.cross_entropy(logits.float(), batch["labels"]) * (n / window_examples)
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    raise TrainingError(f"the training loss became {loss_value} at epoch {epoch}, "
+                                        f"step {progress.step + 1}; lower trainer.lr (now {cfg.lr:g}) "
+                                        "or use trainer.precision=fp32")
+                scaler.scale(loss).backward()
+                window_loss += loss_value
+                correct += int((logits.argmax(-1) == batch["labels"]).sum())
+                examples += n
             if cfg.max_grad_norm:
                 scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -250,14 +272,11 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
             lr = scheduler.get_last_lr()[0]
             scheduler.step()
             progress.step += 1
-            n = len(batch["labels"])
-            loss_sum += loss_value * n
-            correct += int((logits.argmax(-1) == batch["labels"]).sum())
-            examples += n
+            loss_sum += window_loss * window_examples
             if on_step:
-                on_step(progress.step, loss_value, lr)
+                on_step(progress.step, window_loss, lr)
             if not bar.disable:
-                bar.set_postfix(loss=f"{loss_value:.4f}", ex_s=f"{examples / (time.perf_counter() - started):.1f}")
+                bar.set_postfix(loss=f"{window_loss:.4f}", ex_s=f"{examples / (time.perf_counter() - started):.1f}")
         train_seconds = time.perf_counter() - started
 
         valid = evaluate(model, valid_loader, device, dtype)

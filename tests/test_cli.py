@@ -102,7 +102,7 @@ def test_local_model_and_local_data(tmp_path, tiny_modernbert_dir):
 def test_help_shows_groups_keys_and_examples(tmp_path):
     result = run_cli("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for text in ("model: bert, modernbert", "data: imdb, synthetic", "experiment: lr_sweep, modern_recipe, smoke",
+    for text in ("model: bert, modernbert", "data: imdb, synthetic", "experiment: batch_sweep, lr_sweep, modern_recipe, smoke",
                  "hydra/launcher=joblib", "trainer.lr",
                  "python -m bertcmp -m experiment=smoke model=bert,modernbert"):
         assert text in result.stdout

@@ -146,6 +146,7 @@ def test_schema_rejects_a_misspelt_key_inside_a_yaml_file():
     ("trainer.lr=0", "trainer.lr"),
     ("trainer.lr=-1e-5", "trainer.lr"),
     ("trainer.epochs=0", "trainer.epochs"),
+    ("trainer.grad_accum_steps=0", r"trainer.grad_accum_steps=0 must be >= 1"),
     ("data.batch_size=0", "data.batch_size"),
     ("data.valid_size=0.96", "data.valid_size + data.test_size"),
     ("data.valid_size=1.5", "data.valid_size"),

@@ -75,6 +75,13 @@ def test_lr_sweep_preset_is_the_whole_grid():
     assert params["model"] == "bert,modernbert" and params["trainer.lr"] == "2e-5,3e-5,5e-5,8e-5"
 
 
+def test_batch_sweep_preset_is_the_studys_effective_batch_sizes():
+    cfg = compose_with_hydra("experiment=batch_sweep")
+    params = cfg.hydra.sweeper.params
+    assert params["model"] == "bert,modernbert" and params["trainer.grad_accum_steps"] == "1,4,16"
+    assert [cfg.data.batch_size * int(k) for k in params["trainer.grad_accum_steps"].split(",")] == [64, 256, 1024]
+
+
 def test_modern_recipe_preset_is_the_references_sst2_recipe():
     t = compose_with_hydra("experiment=modern_recipe").trainer
     assert (t.optimizer.value, list(t.betas), t.eps, t.scheduler.value, t.warmup_ratio) == \

@@ -194,3 +194,27 @@ def test_one_steps_weight_decay_follows_the_formula(optimizer, decay_per_step):
         expected = before * (1 - decay_per_step(3e-6, lr_t, 3e-5))
         assert torch.allclose(weight.detach(), expected, rtol=0, atol=1e-15)
     assert lr_t == pytest.approx(3e-5 / 2)  # the last step decayed at half the peak rate
+
+
+def test_accumulated_micro_batches_make_the_same_step_as_their_union():
+    """4 micro-batches of 8 then a last window of 8 (40 examples) = one batch of 32 then one of 8, step for
+    step: dropout off, fp32. Adam's eps is 1 so that a step is proportional to the gradient (with the usual 1e-8
+    the first step is lr x sign(gradient), blind to a wrongly scaled loss)."""
+    def train(batch_size: int, accumulate: int):
+        torch.manual_seed(0)
+        model = BagOfTokens()
+        steps = []
+        fit(model, toy_batches(40, 0, batch_size), toy_batches(16, 1), trainer_cfg(
+            epochs=1, lr=0.5, eps=1.0, grad_accum_steps=accumulate), torch.device("cpu"),
+            on_step=lambda step, loss, lr: steps.append((step, loss)))
+        return model.state_dict(), steps
+
+    whole, whole_steps = train(32, 1)
+    micro, micro_steps = train(8, 4)
+    assert [s for s, _ in micro_steps] == [s for s, _ in whole_steps] == [1, 2]
+    assert [loss for _, loss in micro_steps] == pytest.approx([loss for _, loss in whole_steps], rel=1e-6)
+    torch.manual_seed(0)
+    untrained = BagOfTokens().state_dict()  # the weights both started from
+    for name in whole:
+        assert not torch.allclose(whole[name], untrained[name])  # the steps moved the weights
+        assert torch.allclose(micro[name], whole[name], rtol=1e-5, atol=1e-7), name
