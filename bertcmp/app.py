@@ -335,6 +335,7 @@ def run_metrics(progress: Progress, test: Evaluation, encoded: dict[str, Encoded
         "best_epoch": progress.best_epoch,
         "valid": {"accuracy": best.valid_accuracy, "loss": best.valid_loss, "f1": best.valid_f1},
         "test": test.metrics(),
+        "inference": test.speed(),  # the test pass: no gradients, the run's precision and padding
         "train": {
             "seconds": seconds,
             "examples_per_s": sum(r.examples for r in progress.history) / seconds,

@@ -64,6 +64,14 @@ class Report:
 # ---------------------------------------------------------------------------------------------- the table
 
 
+TABLE = [("configuration", "configuration", "{}"), ("runs", "runs", "{}"),
+         ("valid acc", "valid.accuracy", "pm"), ("test acc", "test.accuracy", "pm"), ("test F1", "test.f1", "pm"),
+         ("best epoch", "best_epoch", "{:.1f}"), ("train ex/s", "train.examples_per_s", "{:.1f}"),
+         ("tokens/s", "train.tokens_per_s", "{:.0f}"), ("infer ex/s", "inference.examples_per_s", "{:.1f}"),
+         ("wall s", "wall_seconds", "{:.0f}"), ("params", "params", "{:.3g}"), ("peak MB", "peak_memory_mb", "{:.0f}")]
+SUMMARISED = [key for _, key, _ in TABLE[2:]]  # the metrics.json values averaged over a configuration's seeds
+
+
 def shared_overrides(runs: Sequence[Run]) -> list[str]:
     """The overrides that every one of two or more configurations has (e.g. the data source of a sweep)."""
     per_config = list({run.configuration_key: run.overrides for run in runs}.values())
@@ -82,8 +90,7 @@ def summarise(runs: Sequence[Run], metric: str, shared: Sequence[str] = ()) -> l
     for key, members in groups.items():
         row = {"configuration": members[0].label(shared), "model": members[0].model, "runs": len(members),
                "seeds": [r.seed for r in members], "lr": members[0].lr, "key": key}
-        for name in ("valid.accuracy", "test.accuracy", "test.f1", "best_epoch", "train.examples_per_s",
-                     "train.tokens_per_s", "wall_seconds", "params", "peak_memory_mb"):
+        for name in SUMMARISED:
             row[name], row[name + "_std"] = _mean_std(members, name)
         row["metric_mean"], row["metric_std"] = row[metric], row[metric + "_std"]
         rows.append(row)
@@ -102,12 +109,6 @@ def _mean_std(runs: Sequence[Run], name: str) -> tuple[float, float]:
         return float("nan"), float("nan")
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
-
-TABLE = [("configuration", "configuration", "{}"), ("runs", "runs", "{}"),
-         ("valid acc", "valid.accuracy", "pm"), ("test acc", "test.accuracy", "pm"), ("test F1", "test.f1", "pm"),
-         ("best epoch", "best_epoch", "{:.1f}"), ("train ex/s", "train.examples_per_s", "{:.1f}"),
-         ("tokens/s", "train.tokens_per_s", "{:.0f}"), ("wall s", "wall_seconds", "{:.0f}"),
-         ("params", "params", "{:.3g}"), ("peak MB", "peak_memory_mb", "{:.0f}")]
 
 
 def _cell(row: dict, key: str, fmt: str) -> str:

@@ -46,10 +46,16 @@ class Evaluation:
     labels: np.ndarray = field(repr=False)
     preds: np.ndarray = field(repr=False)
     prob_pos: np.ndarray = field(repr=False)
+    seconds: float = 0.0       # the whole pass: batches, forward and read-back, without gradients
+    tokens: int = 0            # real tokens, padding excluded
 
     def metrics(self) -> dict[str, float]:
         return {"accuracy": self.accuracy, "loss": self.loss, "f1": self.f1, "precision": self.precision,
                 "recall": self.recall}
+
+    def speed(self) -> dict[str, float]:
+        """Inference throughput of this pass."""
+        return {"examples_per_s": len(self.labels) / self.seconds, "tokens_per_s": self.tokens / self.seconds}
 
 
 @dataclass
@@ -189,10 +195,12 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device,
     """Loss, accuracy and positive-class F1 / precision / recall, with every item's prediction: in the order
     of the batches' `item` positions when they carry them (length-sorted batches), else in loader order."""
     model.eval()
-    total_loss, labels, probs, items = 0.0, [], [], []
+    started = time.perf_counter()
+    total_loss, labels, probs, items, tokens = 0.0, [], [], [], 0
     for batch in _progress(loader, "eval"):
         if "item" in batch:
             items.append(batch["item"])
+        tokens += int(batch["attention_mask"].sum())
         batch = _to(batch, device)
         with _autocast(device, dtype):
             logits = model(batch["input_ids"], batch["attention_mask"])
@@ -201,14 +209,15 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device,
         probs.append(logits.softmax(-1)[:, 1].cpu())
         labels.append(batch["labels"].cpu())
     y = torch.cat(labels).numpy()
-    prob_pos = torch.cat(probs).numpy()
+    prob_pos = torch.cat(probs).numpy()  # on the CPU: the pass has finished on the device
+    seconds = time.perf_counter() - started
     if items:
         back = np.argsort(torch.cat(items).numpy(), kind="stable")
         y, prob_pos = y[back], prob_pos[back]
     pred = (prob_pos > 0.5).astype(np.int64)
     precision, recall, f1 = map(float, precision_recall_f1(y, pred))
     return Evaluation(loss=total_loss / len(y), accuracy=float((pred == y).mean()), f1=f1, precision=precision,
-                      recall=recall, labels=y, preds=pred, prob_pos=prob_pos)
+                      recall=recall, labels=y, preds=pred, prob_pos=prob_pos, seconds=seconds, tokens=tokens)
 
 
 def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cfg: DictConfig,

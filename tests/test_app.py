@@ -37,6 +37,8 @@ def test_a_tiny_run_completes_and_is_then_skipped(tmp_path, caplog):
     assert metrics["status"] == "completed" and metrics["valid"]["accuracy"] == accuracy
     assert metrics["computation_key"] == job.computation_key and metrics["model"] == "bert"
     assert metrics["data"] == {"name": "synthetic", "train": 240, "valid": 30, "test": 30, "max_length": 64}
+    assert metrics["inference"]["examples_per_s"] > 0 and metrics["inference"]["tokens_per_s"] > 0
+    assert metrics["train"]["effective_batch_size"] == 32
     assert [json.loads(line)["epoch"] for line in (job.dir / "history.jsonl").read_text().splitlines()] == [1, 2]
     for name in ("test_predictions.csv", "checkpoint/model.safetensors", "checkpoint/tokenizer.json"):
         assert (job.dir / name).is_file()

@@ -40,6 +40,7 @@ def make_run(directory: Path, model: str, seed: int, pred: np.ndarray, label: np
         metrics |= {"best_epoch": 2, "valid": {"accuracy": valid if valid is not None else accuracy},
                     "test": {"accuracy": accuracy, "f1": accuracy}, "data": {"test": len(label)},
                     "train": {"examples_per_s": 10.0, "tokens_per_s": 1000.0}, "params": 100,
+                    "inference": {"examples_per_s": 40.0 + seed, "tokens_per_s": 4000.0},
                     "peak_memory_mb": 1.0, "wall_seconds": 5.0}
         rows = ["index,label,pred,prob_pos"] + [f"{i},{y},{p},{0.9 if p else 0.1}"
                                                 for i, (y, p) in enumerate(zip(label, pred))]
@@ -108,6 +109,8 @@ def test_mixed_sweeps_are_compared_head_to_head(two_sweeps, capsys):
     assert rows["bert"]["test.accuracy"] == pytest.approx(np.mean(bert_acc))
     modern_acc = [1 - (120 + s) / N for s in range(3)]
     assert rows["modernbert"]["test.accuracy_std"] == pytest.approx(np.std(modern_acc, ddof=1))
+    assert rows["bert"]["inference.examples_per_s"] == pytest.approx(41.0)  # seeds 0, 1, 2
+    assert "infer ex/s" in printed and "inference.examples_per_s_mean" in (out / "summary.csv").read_text()
     h = summary["head_to_head"]
     assert h["paired_items"] and h["p_value"] < 0.001 and h["low"] > 0
     assert h["seeds"]["paired"] and h["seeds"]["n_a"] == 3

@@ -68,6 +68,7 @@ def test_evaluate_metrics_match_hand_counts():
     assert ev.accuracy == pytest.approx(3 / 5)
     assert ev.precision == pytest.approx(2 / 3) and ev.recall == pytest.approx(2 / 3)
     assert ev.f1 == pytest.approx(2 / 3)
+    assert ev.tokens == 5 and ev.seconds > 0 and ev.speed()["tokens_per_s"] == 5 / ev.seconds
     p = 1 / (1 + math.exp(-0.5))
     expected = -np.mean([math.log(p), math.log(1 - p), math.log(p), math.log(1 - p), math.log(p)])
     assert ev.loss == pytest.approx(expected, rel=1e-5)
