@@ -204,8 +204,16 @@ class Hardware:
 
 
 def set_up(cfg: DictConfig, job: Job) -> Hardware:
-    """Seed every generator, pick the device and precision, and take this job's share of the CPU cores."""
+    """Seed every generator, reset the numeric modes, pick the device and precision, and take this job's share
+    of the CPU cores. A job's numbers must not depend on what ran before it in this process: the basic launcher
+    runs every job in one process, and joblib reuses its workers."""
     set_seed(cfg.seed)
+    torch.use_deterministic_algorithms(False)
+    torch.set_float32_matmul_precision("highest")  # no TF32 left over from an earlier job or library
+    torch.backends.cudnn.benchmark = False  # autotuned kernels could differ from run to run
+    torch.set_default_dtype(torch.float32)
+    if cfg.trainer.compile:
+        torch._dynamo.reset()  # no compiled graph or guard of an earlier job's model
     device = resolve_device(cfg.trainer.device, job.num)
     hardware = Hardware(device, resolve_precision(cfg.trainer.precision, device))
     if device.type == "cpu":  # parallel jobs share the cores instead of fighting over them

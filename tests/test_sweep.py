@@ -211,6 +211,47 @@ def test_sigterm_marks_the_run_interrupted(tmp_path):
     assert (run / "resume" / "state.pt").is_file()
 
 
+# every option that changes how training runs, so that each keeps the guarantee
+ORDER = ["experiment=smoke", "data.num_examples=600", "trainer.epochs=2", "data.padding=dynamic",
+         "trainer.grad_accum_steps=2", "logger.mode=disabled"]
+
+
+def numbers(run: Path) -> tuple:
+    """Everything a run computed: its scores, its per-epoch losses, its predictions file."""
+    record = metrics(run)
+    losses = [json.loads(line)["train_loss"] for line in (run / "history.jsonl").read_text().splitlines()]
+    return record["valid"], record["test"], record["best_epoch"], losses, (run / "test_predictions.csv").read_bytes()
+
+
+def numbers_per_model(sweep: Path) -> dict[str, list[tuple]]:
+    found: dict[str, list[tuple]] = {}
+    for run in run_dirs(sweep):
+        found.setdefault(metrics(run)["model"], []).append(numbers(run))
+    return found
+
+
+@pytest.mark.slow
+def test_run_order_does_not_change_the_numbers(tmp_path):
+    """The basic launcher runs every job in one process: each model gives the same bits whichever ran first."""
+    for name, models in (("a", "model=bert,modernbert"), ("b", "model=modernbert,bert")):
+        result = run_cli("-m", *ORDER, models, f"hydra.sweep.dir={tmp_path / name}", cwd=tmp_path)
+        assert result.returncode == 0, result.stdout + result.stderr
+    a, b = numbers_per_model(tmp_path / "a"), numbers_per_model(tmp_path / "b")
+    assert set(a) == {"bert", "modernbert"} and a == b
+
+
+@pytest.mark.slow
+def test_run_order_does_not_change_the_numbers_in_reused_joblib_workers(tmp_path):
+    """Four jobs on two joblib workers: at least one worker runs a second job after another model's."""
+    result = run_cli("-m", *ORDER, "model=bert,modernbert,modernbert,bert", "hydra/launcher=joblib",
+                     "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = numbers_per_model(tmp_path)
+    assert sorted(found) == ["bert", "modernbert"]
+    for model, runs in found.items():
+        assert len(runs) == 2 and runs[0] == runs[1], model
+
+
 @pytest.mark.slow
 def test_submitit_local_sweep(tmp_path):
     """The code path of hydra/launcher=slurm, run by submitit on this machine."""
