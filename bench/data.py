@@ -46,7 +46,7 @@ def main() -> None:
                                      batched=True, num_proc=cores, load_from_cache_file=False)
               for name in splits}
     baseline = time.perf_counter() - started
-    identical = all(encode_texts(splits[name]["text"], tokenizer, args.max_length) == mapped[name]["input_ids"]
+    identical = all(encode_texts(splits[name]["text"], tokenizer, args.max_length).ids == mapped[name]["input_ids"]
                     for name in splits)
 
     print(f"{n} reviews, max_length {args.max_length}, {cores} cores")

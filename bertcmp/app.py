@@ -40,7 +40,7 @@ from bertcmp import outputs
 from bertcmp.config import register_configs, validate
 from bertcmp.data import Encoded, column, load_splits, make_loader, tokenize_splits
 from bertcmp.errors import BertcmpError
-from bertcmp.model import build_classifier, check_pretrained, count_parameters, make_tokenizer
+from bertcmp.model import build_classifier, check_pretrained, count_parameters, make_tokenizer, usable_length
 from bertcmp.runs import computation_key
 from bertcmp.sweep import cpu_threads_per_job, launcher_parallelism
 from bertcmp.tracking import Tracker, start_run, sweep_group
@@ -172,7 +172,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def train_and_test(cfg: DictConfig, job: Job) -> float:
     """Fine-tune on train, pick the best epoch on valid, score it once on test; return its valid accuracy."""
     validate(cfg)  # before anything slow, so a bad value costs nothing
-    check_pretrained(cfg.model, cfg.data.max_length)
+    check_pretrained(cfg.model)
     hardware = set_up(cfg, job)
     data = load_data(cfg, hardware)
     model = build_model(cfg, data.tokenizer, hardware)
@@ -224,6 +224,7 @@ def set_up(cfg: DictConfig, job: Job) -> Hardware:
 @dataclass
 class Data:
     tokenizer: PreTrainedTokenizerFast
+    max_length: int                 # data.max_length, or less where the model reads less
     encoded: dict[str, Encoded]     # train / valid / test, tokenized
     loaders: dict[str, DataLoader]  # train / valid / test
 
@@ -231,23 +232,24 @@ class Data:
 def load_data(cfg: DictConfig, hardware: Hardware) -> Data:
     """Read and split the data, get the tokenizer, tokenize once (cached for every later run), batch."""
     d = cfg.data
+    max_length = usable_length(cfg.model, d.max_length)
     splits = load_splits(d)
     tokenizer = make_tokenizer(cfg.model, column(splits["train"], "text"))
-    encoded = tokenize_splits(splits, tokenizer, d.max_length, cfg.cache_dir)
-    loader = partial(make_loader, pad_id=tokenizer.pad_token_id, max_length=d.max_length, padding=str(d.padding),
+    encoded = tokenize_splits(splits, tokenizer, max_length, cfg.cache_dir, d.truncation, d.head_tokens)
+    loader = partial(make_loader, pad_id=tokenizer.pad_token_id, max_length=max_length, padding=str(d.padding),
                      pool_batches=d.pool_batches, num_workers=d.num_workers,
                      pin_memory=hardware.device.type == "cuda")
     eval_batch = d.eval_batch_size or d.batch_size
     loaders = {"train": loader(encoded["train"], d.batch_size, shuffle=True, seed=cfg.seed),
                "valid": loader(encoded["valid"], eval_batch), "test": loader(encoded["test"], eval_batch)}
     log.info("data: %s train / %s valid / %s test examples", *(len(encoded[s]) for s in ("train", "valid", "test")))
-    return Data(tokenizer, encoded, loaders)
+    return Data(tokenizer, max_length, encoded, loaders)
 
 
 def build_model(cfg: DictConfig, tokenizer: PreTrainedTokenizerFast, hardware: Hardware) -> nn.Module:
     # re-seeded so the initialisation does not depend on how much randomness the data path used
     set_seed(cfg.seed)
-    model = build_classifier(cfg.model, tokenizer, cfg.data.max_length, hardware.device)
+    model = build_classifier(cfg.model, tokenizer, hardware.device)
     log.info("model: %s (%s), %.1fM parameters, on %s, %s", cfg.model.name, cfg.model.pretrained or "from scratch",
              count_parameters(model) / 1e6, hardware.device, hardware.precision)
     if hardware.device.type == "cuda":
@@ -324,17 +326,17 @@ def score_and_save(cfg: DictConfig, job: Job, model: nn.Module, data: Data, hard
     model.load_state_dict(progress.best_weights)
     test = evaluate(model, data.loaders["test"], hardware.device, hardware.dtype)
     outputs.write_predictions(job.dir / outputs.PREDICTIONS_FILE, data.encoded["test"].index, test.labels,
-                              test.preds, test.prob_pos)
+                              test.preds, test.prob_pos, data.encoded["test"].n_tokens)
     if cfg.trainer.save_checkpoint == "best":
         outputs.write_checkpoint(job.dir / outputs.CHECKPOINT_DIR, progress.best_weights, lambda d: (
             model.encoder.config.save_pretrained(d), data.tokenizer.save_pretrained(d)))
-    metrics = run_metrics(progress, test, data.encoded, cfg, count_parameters(model), hardware)
+    metrics = run_metrics(progress, test, data, cfg, count_parameters(model), hardware)
     job.write_status("completed", **metrics)
     outputs.clear_resume_state(job.dir)  # only the best weights outlive the run (or none)
     return metrics
 
 
-def run_metrics(progress: Progress, test: Evaluation, encoded: dict[str, Encoded], cfg: DictConfig, params: int,
+def run_metrics(progress: Progress, test: Evaluation, data: Data, cfg: DictConfig, params: int,
                 hardware: Hardware) -> dict[str, Any]:
     """What metrics.json records of a completed run: the best epoch's validation, the test, speed, size."""
     best = progress.history[progress.best_epoch - 1]
@@ -352,8 +354,9 @@ def run_metrics(progress: Progress, test: Evaluation, encoded: dict[str, Encoded
             "final_loss": progress.history[-1].train_loss,
             "effective_batch_size": cfg.data.batch_size * cfg.trainer.grad_accum_steps,
         },
-        "data": {"name": cfg.data.name, "train": len(encoded["train"]), "valid": len(encoded["valid"]),
-                 "test": len(encoded["test"]), "max_length": cfg.data.max_length},
+        "data": {"name": cfg.data.name, **{split: len(enc) for split, enc in data.encoded.items()},
+                 "max_length": data.max_length,  # the length used
+                 "truncated": {split: float(enc.truncated.mean()) for split, enc in data.encoded.items()}},
         "params": params,
         "peak_memory_mb": peak_memory_mb(hardware.device),
         "device": str(hardware.device),

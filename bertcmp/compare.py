@@ -42,6 +42,7 @@ class HeadToHead:
     p_value: Optional[float] = None
     seeds: Optional[dict] = None
     seeds_used: tuple = ()      # the seeds of the two runs compared item by item
+    by_length: list[dict] = field(default_factory=list)  # accuracy of a and b in each length quartile
     sentence: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -187,12 +188,44 @@ def head_to_head(runs: Sequence[Run], rows: Sequence[dict], metric: str) -> Opti
         h.only_a, h.only_b, h.p_value = stats.mcnemar_exact(label, a.predictions.pred, b.predictions.pred)
         h.paired_items = True
         h.seeds_used = (a.seed, b.seed)
+        if a.predictions.n_tokens is not None:
+            h.by_length = accuracy_by_length(a.predictions.n_tokens, label, a.predictions.pred, b.predictions.pred)
     by_seed = {m: {r.seed: r.value(metric) for r in members[m] if r.value(metric) is not None} for m in members}
     seeds = stats.seed_difference(by_seed["modernbert"], by_seed["bert"])
     if seeds:
         h.seeds = asdict(seeds)
     h.sentence = conclusion(h)
     return h
+
+
+def accuracy_by_length(n_tokens: np.ndarray, label: np.ndarray, pred_a: np.ndarray,
+                       pred_b: np.ndarray) -> list[dict]:
+    """Accuracy of A and B on the test items of each quarter by length (quartiles of their whole token counts):
+    where truncation bites, a model that reads further should pull ahead."""
+    edges = np.quantile(n_tokens, [0.25, 0.5, 0.75])
+    quarter = np.searchsorted(edges, n_tokens, side="left")  # 0: up to the first quartile, ... 3: the longest
+    rows = []
+    for q in range(4):
+        chosen = quarter == q
+        if chosen.any():
+            rows.append({"tokens": f"{n_tokens[chosen].min()}-{n_tokens[chosen].max()}", "items": int(chosen.sum()),
+                         "a": float((pred_a[chosen] == label[chosen]).mean()),
+                         "b": float((pred_b[chosen] == label[chosen]).mean())})
+    return rows
+
+
+BY_LENGTH = "Accuracy by length, the same two runs, in quarters of the test items by tokens per text"
+
+
+def by_length_markdown(h: HeadToHead) -> str:
+    lines = ["| tokens per text | items | ModernBERT accuracy | BERT accuracy |", "|---|---|---|---|"]
+    lines += [f"| {r['tokens']} | {r['items']} | {r['a']:.4f} | {r['b']:.4f} |" for r in h.by_length]
+    return "\n".join(lines)
+
+
+def by_length_lines(h: HeadToHead) -> list[str]:
+    return [f"{BY_LENGTH}:"] + [f"  {r['tokens']} tokens ({r['items']} items): ModernBERT {r['a']:.4f}, "
+                                f"BERT {r['b']:.4f}" for r in h.by_length]
 
 
 def conclusion(h: HeadToHead) -> str:
@@ -261,6 +294,8 @@ def write_files(report: Report, metric: str, out: Path) -> list[Path]:
     figures = {"learning_curves.png": lambda p: plots.learning_curves(runs, report.shared, p),
                "accuracy_vs_lr.png": lambda p: plots.metric_vs_lr(report.rows, metric, p),
                "accuracy_vs_throughput.png": lambda p: plots.metric_vs_throughput(runs, metric, p)}
+    if report.head_to_head and report.head_to_head.by_length:
+        figures["accuracy_by_length.png"] = lambda p: plots.accuracy_by_length(report.head_to_head.by_length, p)
     for name, draw in figures.items():
         draw(out / name)
     comparison = {"metric": metric, "shared_overrides": report.shared, "rows": report.rows,
@@ -287,6 +322,8 @@ def report_markdown(report: Report, figures: list[str]) -> str:
                           f"{s['mean'] * 100:+.1f} points (95 % CI {s['low'] * 100:.1f} to {s['high'] * 100:.1f})."]
         if h.paired_items:
             parts += ["", item_level_line(h) + " Each side is its configuration's best-validation run."]
+        if h.by_length:
+            parts += ["", f"{BY_LENGTH}:", "", by_length_markdown(h)]
         parts += [f"- {note}" for note in h.notes]
     else:
         parts += ["No head-to-head: it needs at least one completed run of each model."]
@@ -316,6 +353,8 @@ def print_report(report: Report, stream=None, list_not_completed: bool = True) -
         print(f"\n{h.sentence}", file=stream)
         if h.paired_items:
             print(item_level_line(h), file=stream)
+        for line in by_length_lines(h) if h.by_length else ():
+            print(line, file=stream)
         for note in h.notes:
             print(f"  note: {note}", file=stream)
     for line in report.not_completed if list_not_completed else ():

@@ -49,6 +49,12 @@ class Padding(Choice):
     dynamic = "dynamic"        # each batch to its longest item, training batches grouped by length
 
 
+class Truncation(Choice):
+    head = "head"            # the first max_length tokens (the reference)
+    tail = "tail"            # the last ones
+    head_tail = "head_tail"  # the first data.head_tokens, the rest from the end (Sun et al. 2019: best on IMDB)
+
+
 class Attention(Choice):
     auto = "auto"  # flash_attention_2 when flash-attn is installed and the GPU has it, else sdpa
     sdpa = "sdpa"
@@ -124,7 +130,9 @@ class DataConfig:
     test_size: float = 0.05                # pooled only
     train_size: Optional[int] = None       # a cap on training examples; null = all the rest
     dedup: bool = False                    # drop repeated texts before splitting
-    max_length: int = 128                  # tokens per text; longer texts are truncated
+    max_length: int = 128                  # tokens per text, at most what the model reads (else lowered to it)
+    truncation: Truncation = Truncation.head  # which tokens a longer text keeps
+    head_tokens: int = 128                 # head_tail: tokens kept from the start
     padding: Padding = Padding.max_length
     pool_batches: int = 50                 # dynamic padding: batches per length-sorted pool
     batch_size: int = 32
@@ -231,6 +239,8 @@ def validate(cfg: DictConfig) -> None:
     _require(d.pool_batches >= 1, f"data.pool_batches={d.pool_batches} must be >= 1")
     _require(d.num_workers >= 0, f"data.num_workers={d.num_workers} must be >= 0")
     _require(d.max_length >= 8, f"data.max_length={d.max_length} must be >= 8 tokens")
+    _require(d.head_tokens >= 1, f"data.head_tokens={d.head_tokens} must be >= 1 (tokens kept from the start "
+                                 "with data.truncation=head_tail)")
     _require(d.train_size is None or d.train_size >= 1,
              f"data.train_size={d.train_size} must be >= 1, or null for all the rest")
     _require(not d.synthetic or d.source is None,

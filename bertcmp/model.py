@@ -21,6 +21,7 @@ from bertcmp.errors import ModelError
 log = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # the names both families use
+POSITIONS = {"bert": 512, "modernbert": 8192}  # how many tokens each family's pretrained models read
 
 
 class SequenceClassifier(nn.Module):
@@ -105,13 +106,13 @@ def train_tokenizer(family: str, texts: Sequence[str], vocab_size: int) -> PreTr
 # ---------------------------------------------------------------------------------------------- encoders
 
 
-def check_pretrained(cfg: DictConfig, max_length: int) -> None:
-    """Fail fast, before any data loads: the pretrained model is there and takes `max_length` tokens."""
+def check_pretrained(cfg: DictConfig) -> None:
+    """Fail fast, before any data loads: the pretrained model is there."""
     if cfg.pretrained:
-        _pretrained_config(cfg.pretrained, cfg.name, max_length)
+        _pretrained_config(cfg.pretrained, cfg.name)
 
 
-def _pretrained_config(pretrained: str, family: str, max_length: int):
+def _pretrained_config(pretrained: str, family: str):
     try:
         config = AutoConfig.from_pretrained(pretrained)
     except Exception as err:
@@ -119,8 +120,19 @@ def _pretrained_config(pretrained: str, family: str, max_length: int):
     if config.model_type != str(family):
         log.warning("model.pretrained=%s is a %r model but model.name=%s", pretrained, config.model_type,
                     str(family))
-    _check_length(max_length, config, f"model.pretrained={pretrained}")
     return config
+
+
+def usable_length(cfg: DictConfig, max_length: int) -> int:
+    """`max_length`, or the most the encoder reads when that is less (said in one warning line): each encoder
+    reads as far as it can, so a sweep may ask every model for more than the shortest of them takes."""
+    limit = _pretrained_config(cfg.pretrained, cfg.name).max_position_embeddings if cfg.pretrained \
+        else POSITIONS[str(cfg.name)]
+    if max_length <= limit:
+        return max_length
+    log.warning("data.max_length=%d is more than %s reads: using %d tokens", max_length,
+                cfg.pretrained or f"a {cfg.name} encoder", limit)
+    return limit
 
 
 def resolve_attention(spec: str, device: torch.device) -> str:
@@ -136,9 +148,9 @@ def resolve_attention(spec: str, device: torch.device) -> str:
     return "sdpa"
 
 
-def load_encoder(pretrained: str, family: str, max_length: int, attention: str = "sdpa") -> PreTrainedModel:
+def load_encoder(pretrained: str, family: str, attention: str = "sdpa") -> PreTrainedModel:
     """A pretrained encoder from a Hub id or a local directory (what `save_pretrained` writes)."""
-    config = _pretrained_config(pretrained, family, max_length)
+    config = _pretrained_config(pretrained, family)
     try:
         return AutoModel.from_pretrained(pretrained, config=config, attn_implementation=attention)
     except Exception as err:
@@ -147,30 +159,23 @@ def load_encoder(pretrained: str, family: str, max_length: int, attention: str =
 
 
 def scratch_encoder(family: str, scratch: DictConfig, tokenizer: PreTrainedTokenizerFast,
-                    max_length: int, attention: str = "sdpa") -> PreTrainedModel:
+                    attention: str = "sdpa") -> PreTrainedModel:
     """A randomly initialised encoder of the given family and sizes, matched to `tokenizer`."""
     sizes = dict(vocab_size=len(tokenizer), hidden_size=scratch.hidden_size,
                  num_hidden_layers=scratch.num_layers, num_attention_heads=scratch.num_heads,
                  intermediate_size=scratch.intermediate_size, pad_token_id=tokenizer.pad_token_id)
     if str(family) == "bert":
-        config = BertConfig(max_position_embeddings=max(512, max_length), **sizes)
+        config = BertConfig(max_position_embeddings=POSITIONS["bert"], **sizes)
     else:
         # ModernBERT's default special ids (50281-50283) lie outside a small vocabulary: take the tokenizer's
         config = ModernBertConfig(bos_token_id=tokenizer.cls_token_id, cls_token_id=tokenizer.cls_token_id,
                                   eos_token_id=tokenizer.sep_token_id, sep_token_id=tokenizer.sep_token_id,
-                                  max_position_embeddings=max(8192, max_length), **sizes)
+                                  max_position_embeddings=POSITIONS["modernbert"], **sizes)
     try:
         return AutoModel.from_config(config, attn_implementation=attention)
     except (ImportError, ValueError) as err:
         raise ModelError(f"model.attn_implementation={attention} does not work here: {str(err).splitlines()[0]}; "
                          "use model.attn_implementation=sdpa") from err
-
-
-def _check_length(max_length: int, config: object, what: str) -> None:
-    limit = getattr(config, "max_position_embeddings", None)
-    if limit is not None and max_length > limit:
-        raise ModelError(f"data.max_length={max_length} is larger than {what} supports ({limit} tokens); "
-                         f"use data.max_length<={limit}")
 
 
 def _unreachable(pretrained: str, err: Exception) -> ModelError:
@@ -183,14 +188,14 @@ def _unreachable(pretrained: str, err: Exception) -> ModelError:
                       "or try the offline preset experiment=smoke")
 
 
-def build_classifier(cfg: DictConfig, tokenizer: PreTrainedTokenizerFast, max_length: int,
+def build_classifier(cfg: DictConfig, tokenizer: PreTrainedTokenizerFast,
                      device: torch.device = torch.device("cpu")) -> SequenceClassifier:
     """The model the config asks for: pretrained when `pretrained` is set, else scratch, with the shared head."""
     attention = resolve_attention(str(cfg.attn_implementation), device)
     if cfg.pretrained:
-        encoder = load_encoder(cfg.pretrained, cfg.name, max_length, attention)
+        encoder = load_encoder(cfg.pretrained, cfg.name, attention)
     else:
-        encoder = scratch_encoder(cfg.name, cfg.scratch, tokenizer, max_length, attention)
+        encoder = scratch_encoder(cfg.name, cfg.scratch, tokenizer, attention)
     if encoder.config.vocab_size < len(tokenizer):
         raise ModelError(f"model.pretrained={cfg.pretrained!r}: its tokenizer has {len(tokenizer)} tokens but the "
                          f"encoder only {encoder.config.vocab_size} embeddings")

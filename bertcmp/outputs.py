@@ -3,7 +3,7 @@ so an interrupted run leaves the previous complete version or nothing, never a t
 
     metrics.json          status, best epoch, valid / test metrics, speed, size (read by bertcmp.compare)
     history.jsonl         one line per epoch
-    test_predictions.csv  index,label,pred,prob_pos for every test item
+    test_predictions.csv  index,label,pred,prob_pos,n_tokens for every test item
     checkpoint/           the best weights (model.safetensors), the encoder config and the tokenizer
     resume/state.pt       while training: the last finished epoch's full state; removed once the run completes
 """
@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
 import numpy as np
 
@@ -47,14 +47,16 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
     write_text(path, "".join(json.dumps(row, default=_plain) + "\n" for row in rows))
 
 
-def write_predictions(path: Path, index: np.ndarray, labels: np.ndarray, preds: np.ndarray,
-                      prob_pos: np.ndarray) -> None:
-    """One row per test item, sorted by its row id so two runs' files line up line by line."""
+def write_predictions(path: Path, index: np.ndarray, labels: np.ndarray, preds: np.ndarray, prob_pos: np.ndarray,
+                      n_tokens: Optional[np.ndarray] = None) -> None:
+    """One row per test item, sorted by its row id so two runs' files line up line by line; `n_tokens` is each
+    text's whole length in tokens, before truncation."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["index", "label", "pred", "prob_pos"])
+    writer.writerow(["index", "label", "pred", "prob_pos", *(["n_tokens"] if n_tokens is not None else [])])
     for i in np.argsort(index, kind="stable"):
-        writer.writerow([int(index[i]), int(labels[i]), int(preds[i]), f"{float(prob_pos[i]):.6f}"])
+        extra = [int(n_tokens[i])] if n_tokens is not None else []
+        writer.writerow([int(index[i]), int(labels[i]), int(preds[i]), f"{float(prob_pos[i]):.6f}", *extra])
     write_text(path, buffer.getvalue())
 
 

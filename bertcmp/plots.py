@@ -62,6 +62,18 @@ def metric_vs_throughput(runs: Sequence[Run], metric: str, path: Path) -> None:
     _save(fig, path, legend_on=ax)
 
 
+def accuracy_by_length(rows: Sequence[dict], path: Path) -> None:
+    """The head-to-head's two runs: accuracy in each quarter of the test items by length."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    quarters = range(len(rows))
+    for key, model in (("a", "modernbert"), ("b", "bert")):
+        ax.plot(quarters, [r[key] for r in rows], marker="o", color=_color(model), label=model)
+    ax.set_xticks(list(quarters), [f"{r['tokens']}\n({r['items']} items)" for r in rows], fontsize=8)
+    ax.set(xlabel="tokens per text (quarters of the test items)", ylabel="test accuracy",
+           title="Accuracy by text length")
+    _save(fig, path, legend_on=ax)
+
+
 def _save(fig, path: Path, legend_on=None, fontsize=None) -> None:
     """Grid every plot, put the legend on `legend_on` (none if None), write the PNG and free the figure."""
     for ax in fig.axes:

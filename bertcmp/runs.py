@@ -51,6 +51,7 @@ class Predictions:
     label: np.ndarray
     pred: np.ndarray
     prob_pos: np.ndarray
+    n_tokens: Optional[np.ndarray] = None  # each text's whole length (runs of bertcmp 0.1 did not write it)
 
 
 @dataclass
@@ -204,5 +205,11 @@ def _read_predictions(path: Path, metrics: dict) -> tuple[Optional[Predictions],
     recorded = metrics.get("test", {}).get("accuracy")
     if recorded is not None and abs(accuracy - recorded) > 1e-9:
         return None, f"{path}: accuracy {accuracy:.4f} does not match metrics.json ({recorded:.4f}); not used"
+    n_tokens = None
+    if rows and "n_tokens" in rows[0]:
+        try:
+            n_tokens = np.array([int(r["n_tokens"]) for r in rows], dtype=np.int64)
+        except (TypeError, ValueError) as err:
+            return None, f"{path}: unreadable n_tokens ({type(err).__name__}: {err}); not used"
     return Predictions(index=columns["index"].astype(np.int64), label=columns["label"].astype(np.int64),
-                       pred=columns["pred"].astype(np.int64), prob_pos=columns["prob_pos"]), None
+                       pred=columns["pred"].astype(np.int64), prob_pos=columns["prob_pos"], n_tokens=n_tokens), None

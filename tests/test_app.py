@@ -36,7 +36,10 @@ def test_a_tiny_run_completes_and_is_then_skipped(tmp_path, caplog):
     metrics = recorded(job)
     assert metrics["status"] == "completed" and metrics["valid"]["accuracy"] == accuracy
     assert metrics["computation_key"] == job.computation_key and metrics["model"] == "bert"
+    truncated = metrics["data"].pop("truncated")
     assert metrics["data"] == {"name": "synthetic", "train": 240, "valid": 30, "test": 30, "max_length": 64}
+    n_tokens = [int(line.split(",")[4]) for line in (job.dir / "test_predictions.csv").read_text().splitlines()[1:]]
+    assert truncated["test"] == sum(n > 64 for n in n_tokens) / 30 and 0 < truncated["train"] < 0.2
     assert metrics["inference"]["examples_per_s"] > 0 and metrics["inference"]["tokens_per_s"] > 0
     assert metrics["train"]["effective_batch_size"] == 32
     assert [json.loads(line)["epoch"] for line in (job.dir / "history.jsonl").read_text().splitlines()] == [1, 2]
@@ -63,6 +66,7 @@ def test_the_computation_key_ignores_tracking_and_cache_but_not_the_seed():
     (["model=roberta"], "Could not find 'model/roberta'"),
     (["trainer.lrr=1e-4"], "Key 'lrr' not in 'TrainerConfig'"),
     (["trainer.lr=fast"], "trainer.lr"),
+    (["data.truncation=middle"], "Invalid value 'middle', expected one of [head, tail, head_tail]"),
 ])
 def test_config_mistakes_fail_while_composing(args, message):
     with pytest.raises(ConfigCompositionException) as error:
@@ -76,11 +80,11 @@ def test_config_mistakes_fail_while_composing(args, message):
     (["data.source=/no/such/imdb", "model.pretrained=null"], "data.source='/no/such/imdb' does not exist"),
     (["model.pretrained=nobody/no-such-model"],  # reported before the (unreachable) default data is tried
      "model.pretrained='nobody/no-such-model' is neither a local directory nor reachable"),
-    (["experiment=smoke", "model.pretrained={tiny_bert_dir}", "data.max_length=600"],
-     "data.max_length=600 is larger than"),
+    (["experiment=smoke", "trainer.grad_accum_steps=0"], "trainer.grad_accum_steps=0 must be >= 1"),
+    (["experiment=smoke", "data.truncation=head_tail"],  # data=synthetic uses 64 tokens, 2 of them special
+     "data.head_tokens=128 must be from 1 to 61: data.truncation=head_tail keeps it from the start"),
 ])
-def test_bad_input_is_one_clear_line(request, tmp_path, caplog, args, message):
-    args = [a.format(tiny_bert_dir=request.getfixturevalue("tiny_bert_dir")) if "{" in a else a for a in args]
+def test_bad_input_is_one_clear_line(tmp_path, caplog, args, message):
     cfg, job = new_job(tmp_path, *args)
     with pytest.raises(SystemExit) as stop:
         run_job(cfg, job)
@@ -112,3 +116,13 @@ def test_a_resume_state_is_used_only_by_its_own_run(tmp_path, caplog):
     assert load_resume(other, epochs=2) is None and "saved with another config" in caplog.text
     outputs.write_resume_state(job.dir, {"config_hash": job.computation_key, "fit": {}})  # bertcmp 0.1's layout
     assert load_resume(job, epochs=2) is None and "saved by another version of bertcmp" in caplog.text
+
+
+def test_each_model_reads_as_far_as_it_can(tmp_path, caplog, tiny_bert_dir):
+    """A sweep may ask every model for more tokens than one of them reads: that one uses its limit."""
+    cfg, job = new_job(tmp_path, *TINY, f"model.pretrained={tiny_bert_dir}", "data.max_length=600",
+                       "data.padding=dynamic")
+    run_job(cfg, job)
+    assert f"data.max_length=600 is more than {tiny_bert_dir} reads: using 512 tokens" in caplog.text
+    metrics = recorded(job)
+    assert metrics["status"] == "completed" and metrics["data"]["max_length"] == 512

@@ -44,14 +44,17 @@ def test_smoke_runs_learn_and_report(smoke_sweep, job, model):
     assert metrics["status"] == "completed" and metrics["model"] == model
     assert metrics["test"]["accuracy"] >= 0.9 and metrics["valid"]["accuracy"] >= 0.9
     assert 0 < metrics["test"]["f1"] <= 1 and metrics["train"]["examples_per_s"] > 0
+    truncated = metrics["data"].pop("truncated")
     assert metrics["data"] == {"name": "synthetic", "train": 3200, "valid": 400, "test": 400, "max_length": 64}
+    assert set(truncated) == {"train", "valid", "test"} and all(0 <= share < 0.2 for share in truncated.values())
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
     assert metrics["valid"]["accuracy"] == max(h["valid_accuracy"] for h in history)
     assert history[metrics["best_epoch"] - 1]["valid_accuracy"] == metrics["valid"]["accuracy"]
     with open(run / "test_predictions.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 400 and list(rows[0]) == ["index", "label", "pred", "prob_pos"]
+    assert len(rows) == 400 and list(rows[0]) == ["index", "label", "pred", "prob_pos", "n_tokens"]
+    assert sum(int(r["n_tokens"]) > 64 for r in rows) / 400 == truncated["test"]
     assert sum(r["label"] == r["pred"] for r in rows) / 400 == pytest.approx(metrics["test"]["accuracy"])
     assert "head.weight" in load_file(run / "checkpoint" / "model.safetensors")
     line = f"{model}: best epoch {metrics['best_epoch']}, valid accuracy {metrics['valid']['accuracy']:.4f}, " \
@@ -96,13 +99,13 @@ def test_local_model_and_local_data(tmp_path, tiny_modernbert_dir):
     assert result.returncode == 0, result.stdout + result.stderr
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["status"] == "completed"
-    assert metrics["data"] == {"name": "imdb", "train": 360, "valid": 20, "test": 20, "max_length": 64}
+    assert metrics["data"]["max_length"] == 64 and metrics["data"]["train"] == 360 and metrics["data"]["test"] == 20
 
 
 def test_help_shows_groups_keys_and_examples(tmp_path):
     result = run_cli("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for text in ("model: bert, modernbert", "data: imdb, synthetic", "experiment: batch_sweep, lr_sweep, modern_recipe, smoke",
+    for text in ("model: bert, modernbert", "data: imdb, synthetic", "experiment: batch_sweep, long_context, lr_sweep, modern_recipe, smoke",
                  "hydra/launcher=joblib", "trainer.lr",
                  "python -m bertcmp -m experiment=smoke model=bert,modernbert"):
         assert text in result.stdout

@@ -28,7 +28,7 @@ def predictions(label: np.ndarray, wrong: np.ndarray) -> np.ndarray:
 
 def make_run(directory: Path, model: str, seed: int, pred: np.ndarray, label: np.ndarray, lr: float = 5e-5,
              data_name: str = "imdb", status: str = "completed", valid: float | None = None,
-             extra: tuple[str, ...] = ()) -> Path:
+             extra: tuple[str, ...] = (), n_tokens: np.ndarray | None = None) -> Path:
     """A run dir as bertcmp writes it: .hydra/config.yaml, metrics.json, history.jsonl, test_predictions.csv."""
     (directory / ".hydra").mkdir(parents=True)
     config = {"model": {"name": model}, "trainer": {"lr": lr}, "seed": seed,
@@ -42,8 +42,9 @@ def make_run(directory: Path, model: str, seed: int, pred: np.ndarray, label: np
                     "train": {"examples_per_s": 10.0, "tokens_per_s": 1000.0}, "params": 100,
                     "inference": {"examples_per_s": 40.0 + seed, "tokens_per_s": 4000.0},
                     "peak_memory_mb": 1.0, "wall_seconds": 5.0}
-        rows = ["index,label,pred,prob_pos"] + [f"{i},{y},{p},{0.9 if p else 0.1}"
-                                                for i, (y, p) in enumerate(zip(label, pred))]
+        rows = ["index,label,pred,prob_pos" + (",n_tokens" if n_tokens is not None else "")]
+        rows += [f"{i},{y},{p},{0.9 if p else 0.1}" + (f",{n_tokens[i]}" if n_tokens is not None else "")
+                 for i, (y, p) in enumerate(zip(label, pred))]
         (directory / "test_predictions.csv").write_text("\n".join(rows) + "\n")
         history = [{"epoch": e, "valid_accuracy": accuracy, "train_loss": 1 / e} for e in (1, 2)]
         (directory / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
@@ -210,3 +211,21 @@ def test_nothing_to_compare_exits_non_zero(tmp_path, capsys):
 def test_compare_does_not_import_torch():
     code = "import sys, bertcmp.compare; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_accuracy_by_length_quarters(tmp_path, capsys):
+    """ModernBERT wrong on 100 of the shortest texts, BERT wrong on all of the longest quarter."""
+    label, n_tokens = labels(), np.arange(N) + 10  # item i has i + 10 tokens: quarters of 500 items
+    make_run(tmp_path / "s" / "0_bert", "bert", 0, predictions(label, np.arange(1500, 2000)), label,
+             n_tokens=n_tokens)
+    make_run(tmp_path / "s" / "1_modernbert", "modernbert", 0, predictions(label, np.arange(100)), label,
+             n_tokens=n_tokens)
+    assert main([str(tmp_path / "s")]) == 0
+    rows = json.loads((tmp_path / "s" / "comparison" / "comparison.json").read_text())["head_to_head"]["by_length"]
+    assert rows == [{"tokens": "10-509", "items": 500, "a": 0.8, "b": 1.0},
+                    {"tokens": "510-1009", "items": 500, "a": 1.0, "b": 1.0},
+                    {"tokens": "1010-1509", "items": 500, "a": 1.0, "b": 1.0},
+                    {"tokens": "1510-2009", "items": 500, "a": 1.0, "b": 0.0}]
+    assert "  1510-2009 tokens (500 items): ModernBERT 1.0000, BERT 0.0000" in capsys.readouterr().out
+    assert "| 10-509 | 500 | 0.8000 | 1.0000 |" in (tmp_path / "s" / "comparison" / "report.md").read_text()
+    assert (tmp_path / "s" / "comparison" / "accuracy_by_length.png").read_bytes()[:4] == b"\x89PNG"

@@ -9,7 +9,7 @@ from datasets import Dataset, concatenate_datasets
 from omegaconf import OmegaConf
 
 from bertcmp.config import DataConfig
-from bertcmp.data import collate, load_splits, make_loader, read_source, tokenize_splits
+from bertcmp.data import collate, full_lengths, load_splits, make_loader, read_source, tokenize_splits
 from bertcmp.errors import DataError
 from bertcmp.model import train_tokenizer
 from bertcmp.synthetic import make_reviews
@@ -210,10 +210,10 @@ class CountingTokenizer:
         self.backend_tokenizer = tokenizer.backend_tokenizer
         real = bertcmp.data.encode_texts
 
-        def counting(texts, tok, max_length):
+        def counting(texts, tok, max_length, *args):
             if tok is self:
                 self.calls += 1
-            return real(texts, tok, max_length)
+            return real(texts, tok, max_length, *args)
 
         monkeypatch.setattr(bertcmp.data, "encode_texts", counting)
 
@@ -235,8 +235,13 @@ def test_tokenized_once_then_read_from_cache(splits, tmp_path, monkeypatch):
     assert first["train"].lengths.max() <= 32
     tokenize_splits(splits, tokenizer, 16, tmp_path)  # another max_length is another entry
     assert tokenizer.calls == 6
+    tokenize_splits(splits, tokenizer, 16, tmp_path, truncation="head_tail", head_tokens=5)  # and truncation
+    tokenize_splits(splits, tokenizer, 16, tmp_path, truncation="head_tail", head_tokens=6)
+    assert tokenizer.calls == 12
     entries = [p for p in (tmp_path / "tokenized").iterdir() if p.is_dir()]
-    assert len(entries) == 2 and all(json.loads((p / "meta.json").read_text())["train"] == 240 for p in entries)
+    assert len(entries) == 4 and all(json.loads((p / "meta.json").read_text())["train"] == 240 for p in entries)
+    assert second["test"].n_tokens is not None and second["train"].n_tokens is None  # whole lengths: test items
+    assert np.array_equal(second["train"].truncated, full_lengths(splits["train"]["text"], tokenizer) > 32)
 
 
 def test_cache_key_changes_with_the_tokenizer(splits, tmp_path, monkeypatch):
@@ -321,6 +326,30 @@ def test_fast_encoding_equals_the_tokenizer(family, max_length):
     texts = reviews + long_reviews + odd
     tokenizer = train_tokenizer(family, reviews, 300)
     state = tokenizer.backend_tokenizer.to_str()  # with its truncation and padding settings (none yet)
-    ids = encode_texts(texts, tokenizer, max_length)
+    ids, truncated = encode_texts(texts, tokenizer, max_length)
     assert tokenizer.backend_tokenizer.to_str() == state  # the caller's tokenizer is left as it was
     assert ids == tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    assert truncated == [n > max_length for n in full_lengths(texts, tokenizer)]
+
+
+@pytest.mark.parametrize("family", ["bert", "modernbert"])
+def test_tail_and_head_tail_keep_the_tokenizers_own_ids(family):
+    from bertcmp.data import encode_texts
+
+    reviews = make_reviews(300, 12)["text"]
+    texts = [" ".join(reviews[i:i + 8]) for i in range(0, 300, 8)] + reviews[:20] + ["a great film.", "dull."]
+    tokenizer = train_tokenizer(family, reviews, 300)
+    whole = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    tail = encode_texts(texts, tokenizer, 40, "tail")
+    head_tail = encode_texts(texts, tokenizer, 40, "head_tail", head_tokens=10)
+    for i, ids in enumerate(whole):
+        if len(ids) <= 38:  # fits: kept whole either way
+            assert tail.ids[i] == head_tail.ids[i] == [cls, *ids, sep] and not tail.truncated[i]
+        else:
+            assert tail.ids[i] == [cls, *ids[-38:], sep] and tail.truncated[i]
+            assert head_tail.ids[i] == [cls, *ids[:10], *ids[-28:], sep] and head_tail.truncated[i]
+    assert any(tail.truncated) and not all(tail.truncated)
+    tokenizer.truncation_side = "left"  # the tokenizer's own tail truncation agrees
+    assert tail.ids == tokenizer(texts, truncation=True, max_length=40)["input_ids"]
+    assert list(full_lengths(texts, tokenizer)) == [len(ids) + 2 for ids in whole]

@@ -51,7 +51,7 @@ def test_tokenizer_training_is_deterministic(family):
 def test_scratch_classifier_gives_two_logits(reviews, family, pooling):
     cfg = model_cfg(name=family, pretrained=None, pooling=pooling)
     tok = make_tokenizer(cfg, reviews["text"])
-    model = build_classifier(cfg, tok, max_length=64)
+    model = build_classifier(cfg, tok)
     assert type(model.encoder).__name__ == ("BertModel" if family == "bert" else "ModernBertModel")
     assert model.encoder.config.vocab_size == len(tok)
     batch = tok(reviews["text"][:3], padding=True, truncation=True, max_length=64, return_tensors="pt")
@@ -63,7 +63,7 @@ def test_same_head_for_both_families(reviews):
     heads = []
     for family in ("bert", "modernbert"):
         cfg = model_cfg(name=family, pretrained=None)
-        model = build_classifier(cfg, make_tokenizer(cfg, reviews["text"]), 64)
+        model = build_classifier(cfg, make_tokenizer(cfg, reviews["text"]))
         heads.append([(n, tuple(p.shape)) for n, p in model.named_parameters() if not n.startswith("encoder.")])
     assert heads[0] == heads[1] == [("head.weight", (2, 64)), ("head.bias", (2,))]
 
@@ -89,7 +89,7 @@ def test_saved_model_loads_through_model_pretrained(request, family, reviews):
     cfg = model_cfg(name=family, pretrained=str(directory))
     tok = make_tokenizer(cfg, ["unused: a pretrained model brings its own tokenizer"])
     assert len(tok) == len(AutoTokenizer.from_pretrained(directory))
-    model = build_classifier(cfg, tok, max_length=64)
+    model = build_classifier(cfg, tok)
     assert model.encoder.config.hidden_size == 32 and model.encoder.config.model_type == family
     batch = tok(reviews["text"][:2], padding=True, return_tensors="pt", truncation=True, max_length=64)
     assert model(batch["input_ids"], batch["attention_mask"]).shape == (2, 2)
@@ -100,18 +100,23 @@ def test_unreachable_hub_id_points_to_a_local_dir():
     with pytest.raises(ModelError, match=r"neither a local directory nor reachable.*model.pretrained=/local/dir"):
         make_tokenizer(cfg, [])
     with pytest.raises(ModelError, match="experiment=smoke"):
-        build_classifier(cfg, None, 128)
+        build_classifier(cfg, None)
 
 
 def test_directory_without_a_model_is_named(tmp_path):
     with pytest.raises(ModelError, match="is a directory but not a saved model"):
-        build_classifier(model_cfg(name="bert", pretrained=str(tmp_path)), None, 128)
+        build_classifier(model_cfg(name="bert", pretrained=str(tmp_path)), None)
 
 
-def test_max_length_beyond_the_model_is_rejected(tiny_bert_dir):
+def test_max_length_beyond_the_model_is_lowered_to_its_limit(tiny_bert_dir, caplog):
+    from bertcmp.model import usable_length
+
     cfg = model_cfg(name="bert", pretrained=str(tiny_bert_dir))
-    with pytest.raises(ModelError, match=r"data.max_length=1024 is larger than .* \(512 tokens\)"):
-        build_classifier(cfg, make_tokenizer(cfg, []), max_length=1024)
+    assert usable_length(cfg, 300) == 300 and not caplog.records
+    assert usable_length(cfg, 1024) == 512  # the saved model's max_position_embeddings
+    assert f"data.max_length=1024 is more than {tiny_bert_dir} reads: using 512 tokens" in caplog.text
+    for family, limit in (("bert", 512), ("modernbert", 8192)):  # from scratch: the family's pretrained limit
+        assert usable_length(model_cfg(name=family, pretrained=None), 10_000) == limit
 
 
 def test_attention_choice(reviews):
@@ -120,5 +125,5 @@ def test_attention_choice(reviews):
     assert resolve_attention("auto", torch.device("cpu")) == "sdpa"
     assert resolve_attention("eager", torch.device("cpu")) == "eager"
     cfg = model_cfg(name="bert", pretrained=None, attn_implementation="eager")
-    model = build_classifier(cfg, make_tokenizer(cfg, reviews["text"]), 64)
+    model = build_classifier(cfg, make_tokenizer(cfg, reviews["text"]))
     assert model.encoder.config._attn_implementation == "eager"
