@@ -328,8 +328,8 @@ def score_and_save(cfg: DictConfig, job: Job, model: nn.Module, data: Data, hard
     outputs.write_predictions(job.dir / outputs.PREDICTIONS_FILE, data.encoded["test"].index, test.labels,
                               test.preds, test.prob_pos, data.encoded["test"].n_tokens)
     if cfg.trainer.save_checkpoint == "best":
-        outputs.write_checkpoint(job.dir / outputs.CHECKPOINT_DIR, progress.best_weights, lambda d: (
-            model.encoder.config.save_pretrained(d), data.tokenizer.save_pretrained(d)))
+        outputs.write_checkpoint(job.dir / outputs.CHECKPOINT_DIR,
+                                 lambda d: (model.save(d), data.tokenizer.save_pretrained(d)))
     metrics = run_metrics(progress, test, data, cfg, count_parameters(model), hardware)
     job.write_status("completed", **metrics)
     outputs.clear_resume_state(job.dir)  # only the best weights outlive the run (or none)

@@ -39,6 +39,11 @@ class Pooling(Choice):
     mean = "mean"  # the mean of the real tokens
 
 
+class Head(Choice):
+    shared = "shared"  # the same dropout + linear layer on every encoder's pooled vector: compares encoders
+    native = "native"  # each family's own AutoModelForSequenceClassification head, its pretrained parts included
+
+
 class Split(Choice):
     pooled = "pooled"      # every labelled split pooled, then split (the reference)
     official = "official"  # the source's own test split; valid carved from train
@@ -110,8 +115,9 @@ class ScratchConfig:
 class ModelConfig:
     name: ModelName = MISSING              # the encoder family, set by the model group
     pretrained: Optional[str] = None       # a Hub id or a local directory; null = from scratch (scratch.*)
+    head: Head = Head.shared
     pooling: Pooling = Pooling.cls
-    dropout: float = 0.1                   # before the linear head, which is the same for every encoder
+    dropout: float = 0.1                   # the shared head's dropout (a native head has its family's own)
     attn_implementation: Attention = Attention.auto
     scratch: ScratchConfig = field(default_factory=ScratchConfig)
 

@@ -1,11 +1,13 @@
 """Models: the encoder (pretrained from the Hub or a local directory, or a tiny one from scratch), its
-tokenizer, and the classification head that is the same for every encoder, so a comparison compares encoders.
+tokenizer, and the classification head: the shared one (the same for every encoder, so a comparison compares
+encoders) or each family's native one (AutoModelForSequenceClassification, with its pretrained parts).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
@@ -13,10 +15,10 @@ import torch
 from omegaconf import DictConfig
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from torch import nn
-from transformers import (AutoConfig, AutoModel, AutoTokenizer, BertConfig, ModernBertConfig, PreTrainedModel,
-                          PreTrainedTokenizerFast)
+from transformers import (AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer, BertConfig,
+                          ModernBertConfig, PreTrainedModel, PreTrainedTokenizerFast)
 
-from bertcmp.errors import ModelError
+from bertcmp.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,35 @@ class SequenceClassifier(nn.Module):
         else:
             pooled = hidden[:, 0]
         return self.head(self.dropout(pooled))
+
+    def save(self, directory: Path) -> None:
+        """All weights (model.safetensors) and the encoder's config.json."""
+        from safetensors.torch import save_file
+
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()},
+                  str(directory / "model.safetensors"))
+        self.encoder.config.save_pretrained(directory)
+
+
+class NativeClassifier(nn.Module):
+    """The family's own classifier (AutoModelForSequenceClassification): for BERT its pretrained pooler (dense +
+    tanh on [CLS]), dropout and a linear layer; for ModernBERT its pretrained head (dense, GELU, LayerNorm) on
+    the [CLS] or mean vector (model.pooling), dropout and a linear layer. Each family's own dropout."""
+
+    def __init__(self, model: PreTrainedModel):
+        super().__init__()
+        self.model = model
+
+    @property
+    def config(self):
+        return self.model.config
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    def save(self, directory: Path) -> None:
+        """A standard transformers directory: AutoModelForSequenceClassification.from_pretrained loads it."""
+        self.model.save_pretrained(directory)
 
 
 # ---------------------------------------------------------------------------------------------- tokenizers
@@ -148,19 +179,23 @@ def resolve_attention(spec: str, device: torch.device) -> str:
     return "sdpa"
 
 
-def load_encoder(pretrained: str, family: str, attention: str = "sdpa") -> PreTrainedModel:
-    """A pretrained encoder from a Hub id or a local directory (what `save_pretrained` writes)."""
+def load_encoder(pretrained: str, family: str, attention: str = "sdpa", auto: type = AutoModel,
+                 **config_changes) -> PreTrainedModel:
+    """A pretrained model from a Hub id or a local directory (what `save_pretrained` writes): the encoder, or
+    with `auto` another of its Auto classes, its config changed by `config_changes`."""
     config = _pretrained_config(pretrained, family)
+    config.update(config_changes)
     try:
-        return AutoModel.from_pretrained(pretrained, config=config, attn_implementation=attention)
+        return auto.from_pretrained(pretrained, config=config, attn_implementation=attention)
     except Exception as err:
         raise ModelError(f"model.pretrained={pretrained!r} could not be loaded with model.attn_implementation="
                          f"{attention} ({type(err).__name__}: {str(err).splitlines()[0]})") from err
 
 
-def scratch_encoder(family: str, scratch: DictConfig, tokenizer: PreTrainedTokenizerFast,
-                    attention: str = "sdpa") -> PreTrainedModel:
-    """A randomly initialised encoder of the given family and sizes, matched to `tokenizer`."""
+def scratch_encoder(family: str, scratch: DictConfig, tokenizer: PreTrainedTokenizerFast, attention: str = "sdpa",
+                    auto: type = AutoModel, **config_changes) -> PreTrainedModel:
+    """A randomly initialised encoder (or, with `auto`, another model) of the given family and sizes, matched to
+    `tokenizer`."""
     sizes = dict(vocab_size=len(tokenizer), hidden_size=scratch.hidden_size,
                  num_hidden_layers=scratch.num_layers, num_attention_heads=scratch.num_heads,
                  intermediate_size=scratch.intermediate_size, pad_token_id=tokenizer.pad_token_id)
@@ -171,8 +206,9 @@ def scratch_encoder(family: str, scratch: DictConfig, tokenizer: PreTrainedToken
         config = ModernBertConfig(bos_token_id=tokenizer.cls_token_id, cls_token_id=tokenizer.cls_token_id,
                                   eos_token_id=tokenizer.sep_token_id, sep_token_id=tokenizer.sep_token_id,
                                   max_position_embeddings=POSITIONS["modernbert"], **sizes)
+    config.update(config_changes)
     try:
-        return AutoModel.from_config(config, attn_implementation=attention)
+        return auto.from_config(config, attn_implementation=attention)
     except (ImportError, ValueError) as err:
         raise ModelError(f"model.attn_implementation={attention} does not work here: {str(err).splitlines()[0]}; "
                          "use model.attn_implementation=sdpa") from err
@@ -189,17 +225,31 @@ def _unreachable(pretrained: str, err: Exception) -> ModelError:
 
 
 def build_classifier(cfg: DictConfig, tokenizer: PreTrainedTokenizerFast,
-                     device: torch.device = torch.device("cpu")) -> SequenceClassifier:
-    """The model the config asks for: pretrained when `pretrained` is set, else scratch, with the shared head."""
+                     device: torch.device = torch.device("cpu")) -> nn.Module:
+    """The model the config asks for: pretrained when `pretrained` is set, else from scratch; with the shared head
+    or the family's native one. Either maps (input_ids, attention_mask) to two logits and can `save` itself."""
     attention = resolve_attention(str(cfg.attn_implementation), device)
-    if cfg.pretrained:
-        encoder = load_encoder(cfg.pretrained, cfg.name, attention)
+    build = partial(load_encoder, cfg.pretrained, cfg.name, attention) if cfg.pretrained \
+        else partial(scratch_encoder, cfg.name, cfg.scratch, tokenizer, attention)
+    if cfg.head == "native":
+        model = NativeClassifier(build(auto=AutoModelForSequenceClassification, **_native_head(cfg)))
     else:
-        encoder = scratch_encoder(cfg.name, cfg.scratch, tokenizer, attention)
-    if encoder.config.vocab_size < len(tokenizer):
+        model = SequenceClassifier(build(), num_labels=2, pooling=str(cfg.pooling), dropout=cfg.dropout)
+    vocabulary = model.config.vocab_size if cfg.head == "native" else model.encoder.config.vocab_size
+    if vocabulary < len(tokenizer):
         raise ModelError(f"model.pretrained={cfg.pretrained!r}: its tokenizer has {len(tokenizer)} tokens but the "
-                         f"encoder only {encoder.config.vocab_size} embeddings")
-    return SequenceClassifier(encoder, num_labels=2, pooling=str(cfg.pooling), dropout=cfg.dropout)
+                         f"encoder only {vocabulary} embeddings")
+    return model
+
+
+def _native_head(cfg: DictConfig) -> dict:
+    """The config of the family's own two-class head."""
+    if str(cfg.name) == "modernbert":
+        return {"num_labels": 2, "classifier_pooling": str(cfg.pooling)}
+    if cfg.pooling != "cls":
+        raise ConfigError(f"model.pooling={cfg.pooling} with model.head=native: BERT's own head reads [CLS] through "
+                          "its pooler; use model.pooling=cls, or model.head=shared for mean pooling")
+    return {"num_labels": 2}
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -4,7 +4,7 @@ so an interrupted run leaves the previous complete version or nothing, never a t
     metrics.json          status, best epoch, valid / test metrics, speed, size (read by bertcmp.compare)
     history.jsonl         one line per epoch
     test_predictions.csv  index,label,pred,prob_pos,n_tokens for every test item
-    checkpoint/           the best weights (model.safetensors), the encoder config and the tokenizer
+    checkpoint/           the best weights (model.safetensors), the config and the tokenizer
     resume/state.pt       while training: the last finished epoch's full state; removed once the run completes
 """
 
@@ -16,12 +16,9 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
-
-if TYPE_CHECKING:  # torch is imported where weights are written: bertcmp.compare reads runs without it
-    import torch
 
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.jsonl"
@@ -60,15 +57,12 @@ def write_predictions(path: Path, index: np.ndarray, labels: np.ndarray, preds: 
     write_text(path, buffer.getvalue())
 
 
-def write_checkpoint(directory: Path, state: dict[str, "torch.Tensor"], save_extras: Callable[[Path], None]) -> None:
-    """Weights as safetensors plus whatever `save_extras` writes (config, tokenizer), swapped in as a whole."""
-    from safetensors.torch import save_file
-
+def write_checkpoint(directory: Path, fill: Callable[[Path], None]) -> None:
+    """A directory that `fill` writes (weights, config, tokenizer), swapped in as a whole."""
     tmp = directory.with_name(f".{directory.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"))
-    save_extras(tmp)
+    fill(tmp)
     shutil.rmtree(directory, ignore_errors=True)
     os.replace(tmp, directory)
 

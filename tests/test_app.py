@@ -126,3 +126,24 @@ def test_each_model_reads_as_far_as_it_can(tmp_path, caplog, tiny_bert_dir):
     assert f"data.max_length=600 is more than {tiny_bert_dir} reads: using 512 tokens" in caplog.text
     metrics = recorded(job)
     assert metrics["status"] == "completed" and metrics["data"]["max_length"] == 512
+
+
+def test_a_native_heads_checkpoint_is_a_transformers_model(tmp_path):
+    """AutoModelForSequenceClassification and AutoTokenizer on <run>/checkpoint give the run's own test
+    probabilities."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from bertcmp.data import column, load_splits
+
+    cfg, job = new_job(tmp_path, *TINY, "model=modernbert", "model.head=native")
+    run_job(cfg, job)
+    model = AutoModelForSequenceClassification.from_pretrained(job.dir / "checkpoint").eval()
+    tokenizer = AutoTokenizer.from_pretrained(job.dir / "checkpoint")
+    test = load_splits(cfg.data)["test"]
+    batch = tokenizer(column(test, "text"), truncation=True, max_length=64, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        prob_pos = model(**batch).logits.softmax(-1)[:, 1]
+    rows = [line.split(",") for line in (job.dir / "test_predictions.csv").read_text().splitlines()[1:]]
+    recorded = {int(r[0]): float(r[3]) for r in rows}
+    assert [recorded[i] for i in column(test, "index")] == pytest.approx(prob_pos.tolist(), abs=2e-6)

@@ -6,7 +6,7 @@ from omegaconf import OmegaConf
 from transformers import AutoTokenizer
 
 from bertcmp.config import ModelConfig
-from bertcmp.errors import ModelError
+from bertcmp.errors import ConfigError, ModelError
 from bertcmp.synthetic import make_reviews
 from bertcmp.model import SequenceClassifier, build_classifier, make_tokenizer, train_tokenizer
 
@@ -127,3 +127,45 @@ def test_attention_choice(reviews):
     cfg = model_cfg(name="bert", pretrained=None, attn_implementation="eager")
     model = build_classifier(cfg, make_tokenizer(cfg, reviews["text"]))
     assert model.encoder.config._attn_implementation == "eager"
+
+
+@pytest.mark.parametrize("family, head_parts", [
+    ("bert", ["bert.pooler.dense.weight", "classifier.weight"]),  # BERT's pooler (dense + tanh on [CLS])
+    ("modernbert", ["head.dense.weight", "head.norm.weight", "classifier.weight"]),  # dense, GELU, LayerNorm
+])
+def test_native_head_is_the_familys_own(reviews, family, head_parts):
+    cfg = model_cfg(name=family, pretrained=None, head="native")
+    tok = make_tokenizer(cfg, reviews["text"])
+    model = build_classifier(cfg, tok)
+    names = [n for n, _ in model.model.named_parameters()]
+    assert all(part in names for part in head_parts) and model.config.num_labels == 2
+    batch = tok(reviews["text"][:3], padding=True, truncation=True, max_length=64, return_tensors="pt")
+    assert model(batch["input_ids"], batch["attention_mask"]).shape == (3, 2)
+
+
+def test_native_head_keeps_the_pretrained_parts(tmp_path, reviews, tiny_bert_dir):
+    from safetensors.torch import load_file
+    from transformers import ModernBertConfig, ModernBertForMaskedLM
+
+    bert = build_classifier(model_cfg(name="bert", pretrained=str(tiny_bert_dir), head="native"),
+                            AutoTokenizer.from_pretrained(tiny_bert_dir))
+    saved = load_file(tiny_bert_dir / "model.safetensors")
+    assert torch.equal(bert.model.bert.pooler.dense.weight, saved["pooler.dense.weight"])
+    # ModernBERT-base is a masked-LM checkpoint: its prediction head is what the native classifier reuses
+    tok = train_tokenizer("modernbert", reviews["text"], 300)
+    mlm = ModernBertForMaskedLM(ModernBertConfig(
+        vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+        pad_token_id=tok.pad_token_id, bos_token_id=tok.cls_token_id, cls_token_id=tok.cls_token_id,
+        eos_token_id=tok.sep_token_id, sep_token_id=tok.sep_token_id))
+    mlm.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    native = build_classifier(model_cfg(name="modernbert", pretrained=str(tmp_path), head="native", pooling="mean"),
+                              tok)
+    assert torch.equal(native.model.head.dense.weight, mlm.head.dense.weight)
+    assert native.config.classifier_pooling == "mean"
+
+
+def test_native_bert_head_reads_cls_only(reviews):
+    with pytest.raises(ConfigError, match="model.pooling=mean with model.head=native"):
+        build_classifier(model_cfg(name="bert", pretrained=None, head="native", pooling="mean"),
+                         make_tokenizer(model_cfg(name="bert", pretrained=None), reviews["text"]))

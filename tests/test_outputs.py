@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from bertcmp.outputs import write_checkpoint, write_json, write_predictions
 
@@ -26,8 +26,12 @@ def test_predictions_are_sorted_by_index(tmp_path):
 
 def test_checkpoint_swaps_in_as_a_whole(tmp_path):
     target = tmp_path / "checkpoint"
-    write_checkpoint(target, {"w": torch.ones(2)}, lambda d: (d / "config.json").write_text("{}"))
-    write_checkpoint(target, {"w": torch.zeros(2)}, lambda d: None)
+
+    def weights(value: float):
+        return lambda d: save_file({"w": torch.full((2,), value)}, str(d / "model.safetensors"))
+
+    write_checkpoint(target, lambda d: (weights(1.0)(d), (d / "config.json").write_text("{}")))
+    write_checkpoint(target, weights(0.0))
     assert sorted(p.name for p in target.iterdir()) == ["model.safetensors"]
     assert load_file(target / "model.safetensors")["w"].tolist() == [0.0, 0.0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
