@@ -44,7 +44,7 @@ from bertcmp.model import build_classifier, check_pretrained, count_parameters, 
 from bertcmp.runs import computation_key
 from bertcmp.sweep import cpu_threads_per_job, launcher_parallelism
 from bertcmp.tracking import Tracker, start_run, sweep_group
-from bertcmp.train import (EpochRecord, Evaluation, Progress, TrainingState, evaluate, fit, resolve_device,
+from bertcmp.train import (Evaluation, ValidationRecord, Progress, TrainingState, evaluate, fit, resolve_device,
                            resolve_precision)
 
 log = logging.getLogger("bertcmp")
@@ -187,7 +187,7 @@ def train_and_test(cfg: DictConfig, job: Job) -> float:
         tracker.finish(exit_code=1)
         raise
     tracker.finish()
-    log.info("%s: best epoch %d, valid accuracy %.4f, test accuracy %.4f (%s)", job.model, metrics["best_epoch"],
+    log.info("%s: best epoch %g, valid accuracy %.4f, test accuracy %.4f (%s)", job.model, metrics["best_epoch"],
              metrics["valid"]["accuracy"], metrics["test"]["accuracy"], job.dir)
     return metrics["valid"]["accuracy"]
 
@@ -298,21 +298,22 @@ def start_tracking(cfg: DictConfig, job: Job, resume: Optional[Resume]) -> Track
 def train(cfg: DictConfig, job: Job, model: nn.Module, data: Data, hardware: Hardware, tracker: Tracker,
           resume: Optional[Resume]) -> Progress:
     return fit(model, data.loaders["train"], data.loaders["valid"], cfg.trainer, hardware.device, hardware.dtype,
-               on_step=tracker.log_step, on_epoch=partial(report_epoch, job=job, tracker=tracker, epochs=cfg.trainer.epochs),
+               on_step=tracker.log_step,
+               on_validation=partial(report_validation, job=job, tracker=tracker, epochs=cfg.trainer.epochs),
                save_state=partial(save_resume, job=job, tracker_id=tracker.run_id),
                resume=resume.training if resume else None)
 
 
-def report_epoch(history: list[EpochRecord], *, job: Job, tracker: Tracker, epochs: int) -> None:
-    """After every epoch: history.jsonl, W&B, and one log line."""
+def report_validation(history: list[ValidationRecord], *, job: Job, tracker: Tracker, epochs: int) -> None:
+    """After every validation: history.jsonl, W&B, and one log line."""
     record = history[-1]
     outputs.write_jsonl(job.dir / outputs.HISTORY_FILE, [r.to_dict() for r in history])
     tracker.log_epoch(step=record.step, metrics={
         "epoch": record.epoch, "valid/accuracy": record.valid_accuracy, "valid/loss": record.valid_loss,
         "valid/f1": record.valid_f1, "train/epoch_loss": record.train_loss,
         "train/epoch_accuracy": record.train_accuracy, "epoch_seconds": record.seconds})
-    log.info("epoch %d/%d: train loss %.4f acc %.4f | valid loss %.4f acc %.4f | %.1f s, %.1f examples/s",
-             record.epoch, epochs, record.train_loss, record.train_accuracy, record.valid_loss,
+    log.info("epoch %g/%d (step %d): train loss %.4f acc %.4f | valid loss %.4f acc %.4f | %.1f s, %.1f examples/s",
+             record.epoch, epochs, record.step, record.train_loss, record.train_accuracy, record.valid_loss,
              record.valid_accuracy, record.seconds, record.examples / record.train_seconds)
 
 
@@ -339,10 +340,13 @@ def score_and_save(cfg: DictConfig, job: Job, model: nn.Module, data: Data, hard
 def run_metrics(progress: Progress, test: Evaluation, data: Data, cfg: DictConfig, params: int,
                 hardware: Hardware) -> dict[str, Any]:
     """What metrics.json records of a completed run: the best epoch's validation, the test, speed, size."""
-    best = progress.history[progress.best_epoch - 1]
+    best = progress.history[progress.best_index]
     seconds = sum(r.train_seconds for r in progress.history)
     return {
         "best_epoch": progress.best_epoch,
+        # all epochs, or trainer.patience validations without a better one
+        "stopped": {"reason": progress.stopped or "epochs", "epoch": progress.history[-1].epoch,
+                    "step": progress.step},
         "valid": {"accuracy": best.valid_accuracy, "loss": best.valid_loss, "f1": best.valid_f1},
         "test": test.metrics(),
         "inference": test.speed(),  # the test pass: no gradients, the run's precision and padding

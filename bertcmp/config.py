@@ -158,6 +158,8 @@ class TrainerConfig:
     warmup_ratio: float = 0.0              # the share of all steps spent warming the learning rate up from 0
     max_grad_norm: Optional[float] = None  # gradient clipping; null = none
     grad_accum_steps: int = 1              # micro-batches per optimizer step: effective batch = data.batch_size x this
+    eval_every: Optional[int] = None       # validate every this many optimizer steps; null = after every epoch
+    patience: Optional[int] = None         # stop after this many validations without a better one; null = never
     precision: Precision = Precision.auto
     compile: bool = False                  # torch.compile the model once (30 s or more up front)
     device: str = "auto"                   # auto (GPU job_num mod GPU count, else CPU) | cpu | cuda | cuda:N
@@ -228,6 +230,12 @@ def validate(cfg: DictConfig) -> None:
     t, d, m = cfg.trainer, cfg.data, cfg.model
     _require(t.lr > 0, f"trainer.lr={t.lr} must be > 0 (the reference recipe uses trainer.lr=5e-5)")
     _require(t.epochs >= 1, f"trainer.epochs={t.epochs} must be >= 1")
+    _require(t.eval_every is None or t.eval_every >= 1,
+             f"trainer.eval_every={t.eval_every} must be >= 1 (optimizer steps between validations), "
+             "or null to validate after every epoch")
+    _require(t.patience is None or t.patience >= 1,
+             f"trainer.patience={t.patience} must be >= 1 (validations without improvement before stopping), "
+             "or null never to stop early")
     _require(t.grad_accum_steps >= 1,
              f"trainer.grad_accum_steps={t.grad_accum_steps} must be >= 1 (1 = a step per batch, no accumulation)")
     _require(len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas),

@@ -59,9 +59,11 @@ class Evaluation:
 
 
 @dataclass
-class EpochRecord:
-    epoch: int
-    step: int  # optimizer steps taken so far, over all epochs
+class ValidationRecord:
+    """One validation: a line of history.jsonl. The train_* and counting fields cover the steps since the
+    previous validation."""
+    epoch: float  # epochs trained so far: whole at the end of an epoch, e.g. 1.5 half-way through the second
+    step: int     # optimizer steps taken so far, over all epochs
     train_loss: float
     train_accuracy: float
     valid_loss: float
@@ -80,15 +82,22 @@ class EpochRecord:
 
 @dataclass
 class Progress:
-    """Where training stands after its latest finished epoch; what `fit` returns."""
-    history: list[EpochRecord] = field(default_factory=list)
+    """Where training stands at its latest validation; what `fit` returns."""
+    history: list[ValidationRecord] = field(default_factory=list)
     step: int = 0              # optimizer steps taken so far
-    best_epoch: int = 0        # the epoch with the best validation accuracy (the earliest on ties)
+    epoch: int = 1             # the epoch being trained (epochs + 1 once all are done)
+    batches_done: int = 0      # micro-batches of that epoch already trained on
+    best_index: int = -1       # the validation with the best accuracy (the earliest on ties), in history
     best_accuracy: float = -1.0
     best_weights: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # a CPU copy
+    stopped: Optional[str] = None  # why training ended early ("patience"), or None
+
+    @property
+    def best_epoch(self) -> float:
+        return self.history[self.best_index].epoch
 
     def copy(self) -> "Progress":
-        """A copy that later epochs leave alone (the weights are replaced, never changed in place)."""
+        """A copy that later steps leave alone (the weights are replaced, never changed in place)."""
         return replace(self, history=list(self.history))
 
 
@@ -111,7 +120,7 @@ class TrainingState:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainingState":
-        progress = {**data["progress"], "history": [EpochRecord(**r) for r in data["progress"]["history"]]}
+        progress = {**data["progress"], "history": [ValidationRecord(**r) for r in data["progress"]["history"]]}
         return cls(**{**data, "progress": Progress(**progress)})
 
 
@@ -222,15 +231,17 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device,
 
 def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cfg: DictConfig,
         device: torch.device, dtype: Optional[torch.dtype] = None, on_step: Optional[StepHook] = None,
-        on_epoch: Optional[Callable[[list[EpochRecord]], None]] = None,
+        on_validation: Optional[Callable[[list[ValidationRecord]], None]] = None,
         save_state: Optional[Callable[[TrainingState], None]] = None,
         resume: Optional[TrainingState] = None) -> Progress:
-    """Train for cfg.epochs under autocast to `dtype` (None: fp32); keep the weights of the epoch with the best
-    validation accuracy. After every epoch `on_epoch` gets the history so far (the latest epoch last, earlier
-    ones of a resumed run included).
+    """Train for cfg.epochs under autocast to `dtype` (None: fp32), validating after every epoch or every
+    cfg.eval_every optimizer steps; keep the weights of the best validation, and stop early after
+    cfg.patience validations without a better one. After every validation `on_validation` gets the history so
+    far (the latest last, earlier ones of a resumed run included).
 
-    After every epoch but the last, `save_state` gets the full TrainingState; passing it back as `resume`
-    continues with the next epoch and, on the CPU, ends with the same numbers as a run never interrupted."""
+    After every validation that training goes on from, `save_state` gets the full TrainingState; passing it back
+    as `resume` goes on from there (mid-epoch too) and, on the CPU, ends with the same numbers as a run never
+    interrupted."""
     model.to(device)
     optimizer = make_optimizer(model, cfg, device)
     scheduler = make_scheduler(optimizer, cfg, total_steps=cfg.epochs * optimizer_steps(len(train_loader), cfg))
@@ -245,20 +256,23 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
         progress = resume.progress.copy()
     if cfg.compile:  # in place: the state dict keeps its keys; compiled once, reused by every epoch
         model.compile(dynamic=None)
-    for epoch in range(len(progress.history) + 1, cfg.epochs + 1):
-        started = time.perf_counter()
+    since = _Since()  # what the next validation record counts: the steps since the previous one
+    while progress.epoch <= cfg.epochs and not progress.stopped:
+        epoch = progress.epoch
+        epoch_start = _loader_state(train_loader)  # the epoch's batch order comes from this state
         model.train()
-        loss_sum = correct = examples = tokens = padded = 0
-        bar = _progress(train_loader, f"epoch {epoch}/{cfg.epochs}")
-        for window in _windows(bar, cfg.grad_accum_steps):
+        batches = iter(_progress(train_loader, f"epoch {epoch}/{cfg.epochs}"))
+        for _ in range(progress.batches_done):  # resuming mid-epoch: the batches already trained on
+            next(batches)
+        for window in _windows(batches, cfg.grad_accum_steps):
             # one optimizer step over the union of the window's micro-batches: each micro-batch's mean loss is
             # weighted by its share of the window's examples (a shorter last window by its own size)
             window_examples = sum(len(batch["labels"]) for batch in window)
             window_loss = 0.0
             optimizer.zero_grad(set_to_none=True)
             for batch in window:
-                tokens += int(batch["attention_mask"].sum())
-                padded += batch["input_ids"].numel()
+                since.tokens += int(batch["attention_mask"].sum())
+                since.padded += batch["input_ids"].numel()
                 batch = _to(batch, device)
                 n = len(batch["labels"])
                 with _autocast(device, dtype):
@@ -271,39 +285,90 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
                                         "or use trainer.precision=fp32")
                 scaler.scale(loss).backward()
                 window_loss += loss_value
-                correct += int((logits.argmax(-1) == batch["labels"]).sum())
-                examples += n
+                since.correct += int((logits.argmax(-1) == batch["labels"]).sum())
+                since.examples += n
             if cfg.max_grad_norm:
                 scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             scaler.step(optimizer)
             scaler.update()
-            lr = scheduler.get_last_lr()[0]
+            since.lr = scheduler.get_last_lr()[0]
             scheduler.step()
             progress.step += 1
-            loss_sum += window_loss * window_examples
+            progress.batches_done += len(window)
+            since.loss_sum += window_loss * window_examples
             if on_step:
-                on_step(progress.step, window_loss, lr)
-            if not bar.disable:
-                bar.set_postfix(loss=f"{window_loss:.4f}", ex_s=f"{examples / (time.perf_counter() - started):.1f}")
-        train_seconds = time.perf_counter() - started
-
-        valid = evaluate(model, valid_loader, device, dtype)
-        progress.history.append(EpochRecord(
-            epoch=epoch, step=progress.step, train_loss=loss_sum / examples, train_accuracy=correct / examples,
-            valid_loss=valid.loss, valid_accuracy=valid.accuracy, valid_f1=valid.f1, lr=lr,
-            seconds=time.perf_counter() - started, train_seconds=train_seconds, examples=examples, tokens=tokens,
-            padded_tokens=padded))
-        if valid.accuracy > progress.best_accuracy:
-            progress.best_epoch, progress.best_accuracy = epoch, valid.accuracy
-            progress.best_weights = _snapshot(model.state_dict())
-        if save_state and epoch < cfg.epochs:  # saved before the epoch is reported: a resume never lags the log
-            save_state(TrainingState(progress=progress.copy(), model=_snapshot(model.state_dict()),
-                                     optimizer=_snapshot(optimizer.state_dict()), scheduler=scheduler.state_dict(),
-                                     scaler=scaler.state_dict(), rng=_rng_states(train_loader)))
-        if on_epoch:
-            on_epoch(progress.history)
+                on_step(progress.step, window_loss, since.lr)
+            if cfg.eval_every and progress.step % cfg.eval_every == 0 and progress.batches_done < len(train_loader):
+                epochs_done = round(epoch - 1 + progress.batches_done / len(train_loader), 4)
+                _validate(model, valid_loader, device, dtype, cfg, progress, since, epochs_done)
+                if not progress.stopped:  # mid-epoch: a resume draws this epoch's order again and skips ahead
+                    _save(save_state, progress, model, optimizer, scheduler, scaler, train_loader, epoch_start)
+                if on_validation:
+                    on_validation(progress.history)
+                if progress.stopped:
+                    break
+                since = _Since()  # counted from here: saving and reporting are not training
+                model.train()
+        if progress.stopped:
+            break
+        progress.epoch, progress.batches_done = epoch + 1, 0
+        # at the end of every epoch; with eval_every, where its count falls on the epoch's last step, and at the end
+        if cfg.eval_every is None or progress.step % cfg.eval_every == 0 or progress.epoch > cfg.epochs:
+            _validate(model, valid_loader, device, dtype, cfg, progress, since, epoch)
+            if progress.epoch <= cfg.epochs and not progress.stopped:  # the next epoch's order: the current state
+                _save(save_state, progress, model, optimizer, scheduler, scaler, train_loader,
+                      _loader_state(train_loader))
+            if on_validation:
+                on_validation(progress.history)
+            since = _Since()
     return progress
+
+
+@dataclass
+class _Since:
+    """Training counted since the previous validation."""
+    started: float = field(default_factory=time.perf_counter)
+    loss_sum: float = 0.0
+    correct: int = 0
+    examples: int = 0
+    tokens: int = 0
+    padded: int = 0
+    lr: float = 0.0
+
+
+def _validate(model: nn.Module, valid_loader: DataLoader, device: torch.device, dtype: Optional[torch.dtype],
+              cfg: DictConfig, progress: Progress, since: _Since, epochs_done: float) -> None:
+    """Score the validation set, record it with the training counted `since` the previous one, keep the best
+    weights, and decide on early stopping."""
+    train_seconds = time.perf_counter() - since.started
+    valid = evaluate(model, valid_loader, device, dtype)
+    progress.history.append(ValidationRecord(
+        epoch=epochs_done, step=progress.step, train_loss=since.loss_sum / since.examples,
+        train_accuracy=since.correct / since.examples, valid_loss=valid.loss, valid_accuracy=valid.accuracy,
+        valid_f1=valid.f1, lr=since.lr, seconds=time.perf_counter() - since.started, train_seconds=train_seconds,
+        examples=since.examples, tokens=since.tokens, padded_tokens=since.padded))
+    if valid.accuracy > progress.best_accuracy:
+        progress.best_index, progress.best_accuracy = len(progress.history) - 1, valid.accuracy
+        progress.best_weights = _snapshot(model.state_dict())
+    elif cfg.patience is not None and len(progress.history) - 1 - progress.best_index >= cfg.patience:
+        progress.stopped = "patience"
+        log.info("stopping early: no better validation accuracy in the last %d validations (trainer.patience)",
+                 cfg.patience)
+
+
+def _save(save_state: Optional[Callable[[TrainingState], None]], progress: Progress, model: nn.Module,
+          optimizer: torch.optim.Optimizer, scheduler, scaler, loader: DataLoader, loader_state) -> None:
+    """Hand `save_state` what it takes to go on from here; `loader_state` draws the current epoch's order."""
+    if save_state:
+        save_state(TrainingState(progress=progress.copy(), model=_snapshot(model.state_dict()),
+                                 optimizer=_snapshot(optimizer.state_dict()), scheduler=scheduler.state_dict(),
+                                 scaler=scaler.state_dict(), rng={**_rng_states(loader), "loader": loader_state}))
+
+
+def _loader_state(loader: DataLoader):
+    generator = getattr(loader, "generator", None)  # None also for a plain list of batches
+    return generator.get_state() if generator is not None else None
 
 
 def _snapshot(value):
@@ -321,7 +386,7 @@ def _rng_states(loader: DataLoader) -> dict:
     """Every source of randomness in training: dropout (torch), batch order (the loader's generator)."""
     return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "loader": loader.generator.get_state() if loader.generator is not None else None}
+            "loader": _loader_state(loader)}
 
 
 def _set_rng_states(states: dict, loader: DataLoader) -> None:

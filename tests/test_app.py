@@ -81,6 +81,8 @@ def test_config_mistakes_fail_while_composing(args, message):
     (["model.pretrained=nobody/no-such-model"],  # reported before the (unreachable) default data is tried
      "model.pretrained='nobody/no-such-model' is neither a local directory nor reachable"),
     (["experiment=smoke", "trainer.grad_accum_steps=0"], "trainer.grad_accum_steps=0 must be >= 1"),
+    (["experiment=smoke", "trainer.patience=-1"], "trainer.patience=-1 must be >= 1"),
+    (["experiment=smoke", "trainer.eval_every=0"], "trainer.eval_every=0 must be >= 1"),
     (["experiment=smoke", "data.truncation=head_tail"],  # data=synthetic uses 64 tokens, 2 of them special
      "data.head_tokens=128 must be from 1 to 61: data.truncation=head_tail keeps it from the start"),
 ])

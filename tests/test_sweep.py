@@ -213,7 +213,9 @@ def test_sigterm_marks_the_run_interrupted(tmp_path):
 
 # every option that changes how training runs, so that each keeps the guarantee
 ORDER = ["experiment=smoke", "data.num_examples=600", "trainer.epochs=2", "data.padding=dynamic",
-         "trainer.grad_accum_steps=2", "logger.mode=disabled"]
+         "trainer.grad_accum_steps=2", "trainer.eval_every=3", "trainer.patience=4", "model.head=native",
+         "data.truncation=head_tail", "data.head_tokens=16", "trainer.optimizer=decoupled_adamw",
+         "trainer.weight_decay=1e-4", "logger.mode=disabled"]
 
 
 def numbers(run: Path) -> tuple:

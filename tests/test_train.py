@@ -42,7 +42,7 @@ def test_fit_learns_and_keeps_the_best_epoch():
     model = BagOfTokens()
     steps, epochs = [], []
     result = fit(model, toy_batches(256, 0), toy_batches(128, 1), trainer_cfg(), torch.device("cpu"),
-                 on_step=lambda s, loss, lr: steps.append((s, loss, lr)), on_epoch=lambda history: epochs.append(history[-1]))
+                 on_step=lambda s, loss, lr: steps.append((s, loss, lr)), on_validation=lambda history: epochs.append(history[-1]))
     assert len(result.history) == 4 and [r.epoch for r in epochs] == [1, 2, 3, 4]
     assert [s for s, _, _ in steps] == list(range(1, 4 * 16 + 1)) and epochs[-1].step == 64
     accuracies = [r.valid_accuracy for r in result.history]
@@ -219,3 +219,50 @@ def test_accumulated_micro_batches_make_the_same_step_as_their_union():
     for name in whole:
         assert not torch.allclose(whole[name], untrained[name])  # the steps moved the weights
         assert torch.allclose(micro[name], whole[name], rtol=1e-5, atol=1e-7), name
+
+
+def test_validation_every_few_steps():
+    """64 examples in batches of 16: 4 optimizer steps an epoch. eval_every=3 validates at steps 3 and 6, and
+    at the end; eval_every=4 falls on each epoch's end."""
+    def history(eval_every: int):
+        torch.manual_seed(0)
+        seen = []
+        progress = fit(BagOfTokens(), toy_batches(64, 0), toy_batches(32, 1),
+                       trainer_cfg(epochs=2, eval_every=eval_every), torch.device("cpu"),
+                       on_validation=lambda h: seen.append(len(h)))
+        assert seen == list(range(1, len(progress.history) + 1))  # told after every validation
+        return progress.history
+
+    every3 = history(3)
+    assert [(r.epoch, r.step, r.examples) for r in every3] == [(0.75, 3, 48), (1.5, 6, 48), (2, 8, 32)]
+    assert [(r.epoch, r.step) for r in history(4)] == [(1, 4), (2, 8)]
+
+
+def test_patience_stops_when_validation_stops_improving():
+    torch.manual_seed(0)
+    progress = fit(BagOfTokens(), toy_batches(64, 0), toy_batches(32, 1),
+                   trainer_cfg(epochs=10, lr=1e-12, patience=2), torch.device("cpu"))  # learns nothing
+    assert progress.stopped == "patience" and len(progress.history) == 3  # the first, then 2 without a better one
+    assert progress.best_index == 0 and progress.best_epoch == 1
+
+
+@pytest.mark.parametrize("resume_at", [2, 3])  # saved at step 12 (mid-epoch 2) and step 16 (its end)
+def test_resume_mid_epoch_gives_the_same_run(resume_at):
+    cfg = trainer_cfg(epochs=3, optimizer="adamw", scheduler="linear", warmup_ratio=0.2, eval_every=4,
+                      grad_accum_steps=2, patience=5)
+
+    def train(resume=None, saved=None):
+        torch.manual_seed(5)
+        loader = torch.utils.data.DataLoader(toy_batches(128, 0, batch_size=8), batch_size=None, shuffle=True,
+                                             generator=torch.Generator().manual_seed(1))
+        return fit(BagOfTokens(), loader, toy_batches(64, 1), cfg, torch.device("cpu"),
+                   save_state=saved.append if saved is not None else None, resume=resume)
+
+    states: list = []
+    whole = train(saved=states)
+    assert [r.step for r in whole.history] == [4, 8, 12, 16, 20, 24]  # 16 batches of 8, 2 per step: 8 steps an epoch
+    assert [s.progress.step for s in states] == [4, 8, 12, 16, 20]
+    resumed = train(resume=TrainingState.from_dict(states[resume_at].to_dict()))
+    assert [r.train_loss for r in resumed.history] == [r.train_loss for r in whole.history]
+    assert [r.valid_accuracy for r in resumed.history] == [r.valid_accuracy for r in whole.history]
+    assert all(torch.equal(resumed.best_weights[k], whole.best_weights[k]) for k in whole.best_weights)
