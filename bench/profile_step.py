@@ -83,7 +83,7 @@ def main() -> None:
     batch = {k: v for k, v in next(iter(loader)).items() if k != "item"}
     real_tokens = int(batch["attention_mask"].sum())
 
-    model = SequenceClassifier(load_encoder(minilm_dir(), "bert"))
+    model = SequenceClassifier(load_encoder(minilm_dir()))
     params = sum(p.numel() for n, p in model.encoder.named_parameters()
                  if "embeddings" not in n and "pooler" not in n)
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-5)

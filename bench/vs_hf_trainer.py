@@ -72,7 +72,7 @@ def bertcmp_examples_per_s(model_dir: str, splits, tokenizer, max_length: int, p
                            pool_batches: int = 50) -> float:
     set_seed(42)
     encoded = tokenize_splits(splits, tokenizer, max_length, cache)
-    model = SequenceClassifier(load_encoder(model_dir, "bert"))
+    model = SequenceClassifier(load_encoder(model_dir))
     train = make_loader(encoded["train"], BATCH, tokenizer.pad_token_id, max_length, padding, shuffle=True, seed=42,
                         pool_batches=pool_batches)
     valid = make_loader(encoded["valid"], BATCH, tokenizer.pad_token_id, max_length, padding)
@@ -110,7 +110,7 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     matmul = matmul_flops()
     # the pooler only ever sees the [CLS] vector: not a per-token cost
-    encoder_params = sum(p.numel() for n, p in load_encoder(model_dir, "bert").named_parameters()
+    encoder_params = sum(p.numel() for n, p in load_encoder(model_dir).named_parameters()
                          if "embeddings" not in n and "pooler" not in n)
     print(f"MiniLM-L6 ({model_dir}), IMDB training reviews, batch {BATCH}, training mode, fp32, "
           f"{torch.get_num_threads()} threads, {args.repeats} passes per contender; "

@@ -138,26 +138,25 @@ def train_tokenizer(family: str, texts: Sequence[str], vocab_size: int) -> PreTr
 
 
 def check_pretrained(cfg: DictConfig) -> None:
-    """Fail fast, before any data loads: the pretrained model is there."""
+    """Fail fast, before any data loads: the pretrained model is there (and of the family model.name says)."""
     if cfg.pretrained:
-        _pretrained_config(cfg.pretrained, cfg.name)
+        config = _pretrained_config(cfg.pretrained)
+        if config.model_type != str(cfg.name):
+            log.warning("model.pretrained=%s is a %r model but model.name=%s", cfg.pretrained, config.model_type,
+                        cfg.name)
 
 
-def _pretrained_config(pretrained: str, family: str):
+def _pretrained_config(pretrained: str):
     try:
-        config = AutoConfig.from_pretrained(pretrained)
+        return AutoConfig.from_pretrained(pretrained)
     except Exception as err:
         raise _unreachable(pretrained, err) from err
-    if config.model_type != str(family):
-        log.warning("model.pretrained=%s is a %r model but model.name=%s", pretrained, config.model_type,
-                    str(family))
-    return config
 
 
 def usable_length(cfg: DictConfig, max_length: int) -> int:
     """`max_length`, or the most the encoder reads when that is less (said in one warning line): each encoder
     reads as far as it can, so a sweep may ask every model for more than the shortest of them takes."""
-    limit = _pretrained_config(cfg.pretrained, cfg.name).max_position_embeddings if cfg.pretrained \
+    limit = _pretrained_config(cfg.pretrained).max_position_embeddings if cfg.pretrained \
         else POSITIONS[str(cfg.name)]
     if max_length <= limit:
         return max_length
@@ -179,11 +178,11 @@ def resolve_attention(spec: str, device: torch.device) -> str:
     return "sdpa"
 
 
-def load_encoder(pretrained: str, family: str, attention: str = "sdpa", auto: type = AutoModel,
+def load_encoder(pretrained: str, attention: str = "sdpa", auto: type = AutoModel,
                  **config_changes) -> PreTrainedModel:
     """A pretrained model from a Hub id or a local directory (what `save_pretrained` writes): the encoder, or
     with `auto` another of its Auto classes, its config changed by `config_changes`."""
-    config = _pretrained_config(pretrained, family)
+    config = _pretrained_config(pretrained)
     config.update(config_changes)
     try:
         return auto.from_pretrained(pretrained, config=config, attn_implementation=attention)
@@ -229,7 +228,7 @@ def build_classifier(cfg: DictConfig, tokenizer: PreTrainedTokenizerFast,
     """The model the config asks for: pretrained when `pretrained` is set, else from scratch; with the shared head
     or the family's native one. Either maps (input_ids, attention_mask) to two logits and can `save` itself."""
     attention = resolve_attention(str(cfg.attn_implementation), device)
-    build = partial(load_encoder, cfg.pretrained, cfg.name, attention) if cfg.pretrained \
+    build = partial(load_encoder, cfg.pretrained, attention) if cfg.pretrained \
         else partial(scratch_encoder, cfg.name, cfg.scratch, tokenizer, attention)
     if cfg.head == "native":
         model = NativeClassifier(build(auto=AutoModelForSequenceClassification, **_native_head(cfg)))
