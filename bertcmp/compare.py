@@ -200,8 +200,8 @@ def head_to_head(runs: Sequence[Run], rows: Sequence[dict], metric: str) -> Opti
 
 def accuracy_by_length(n_tokens: np.ndarray, label: np.ndarray, pred_a: np.ndarray,
                        pred_b: np.ndarray) -> list[dict]:
-    """Accuracy of A and B on the test items of each quarter by length (quartiles of their whole token counts):
-    where truncation bites, a model that reads further should pull ahead."""
+    """Accuracy of A and B on the test items of each quarter by length (quartiles of their whole token counts, as
+    A's tokenizer counts them): where truncation bites, a model that reads further should pull ahead."""
     edges = np.quantile(n_tokens, [0.25, 0.5, 0.75])
     quarter = np.searchsorted(edges, n_tokens, side="left")  # 0: up to the first quartile, ... 3: the longest
     rows = []
@@ -214,11 +214,11 @@ def accuracy_by_length(n_tokens: np.ndarray, label: np.ndarray, pred_a: np.ndarr
     return rows
 
 
-BY_LENGTH = "Accuracy by length, the same two runs, in quarters of the test items by tokens per text"
+BY_LENGTH = "Accuracy by length, the same two runs, in quarters of the test items by their length in ModernBERT's tokens"
 
 
 def by_length_markdown(h: HeadToHead) -> str:
-    lines = ["| tokens per text | items | ModernBERT accuracy | BERT accuracy |", "|---|---|---|---|"]
+    lines = ["| ModernBERT tokens per text | items | ModernBERT accuracy | BERT accuracy |", "|---|---|---|---|"]
     lines += [f"| {r['tokens']} | {r['items']} | {r['a']:.4f} | {r['b']:.4f} |" for r in h.by_length]
     return "\n".join(lines)
 

@@ -69,7 +69,7 @@ def accuracy_by_length(rows: Sequence[dict], path: Path) -> None:
     for key, model in (("a", "modernbert"), ("b", "bert")):
         ax.plot(quarters, [r[key] for r in rows], marker="o", color=_color(model), label=model)
     ax.set_xticks(list(quarters), [f"{r['tokens']}\n({r['items']} items)" for r in rows], fontsize=8)
-    ax.set(xlabel="tokens per text (quarters of the test items)", ylabel="test accuracy",
+    ax.set(xlabel="ModernBERT tokens per text (quarters of the test items)", ylabel="test accuracy",
            title="Accuracy by text length")
     _save(fig, path, legend_on=ax)
 
