@@ -261,17 +261,19 @@ def validate(cfg: DictConfig) -> None:
              f"data.source={d.source} is not read by data=synthetic (generated reviews); "
              "to train on it use data=imdb data.source=...")
     _require(not d.synthetic or d.num_examples >= 10, f"data.num_examples={d.num_examples} must be >= 10")
-    for key in ("valid_size", "test_size"):
+    # data.split=official takes the source's own test split: data.test_size is not read, so not checked
+    for key in ("valid_size", "test_size") if d.split == "pooled" else ("valid_size",):
         size = d[key]
         _require(size > 0 and (size < 1 or float(size).is_integer()),
                  f"data.{key}={size} must be a fraction in (0, 1) or a whole number of examples")
-    if d.valid_size < 1 and d.test_size < 1:
-        _require(d.valid_size + d.test_size < 1,
-                 f"data.valid_size + data.test_size = {d.valid_size + d.test_size:g} must be < 1 "
-                 "(fractions of the data)")
-    _require((d.valid_size < 1) == (d.test_size < 1),
-             "data.valid_size and data.test_size must both be fractions or both be counts, "
-             f"got {d.valid_size:g} and {d.test_size:g}")
+    if d.split == "pooled":
+        if d.valid_size < 1 and d.test_size < 1:
+            _require(d.valid_size + d.test_size < 1,
+                     f"data.valid_size + data.test_size = {d.valid_size + d.test_size:g} must be < 1 "
+                     "(fractions of the data)")
+        _require((d.valid_size < 1) == (d.test_size < 1),
+                 "data.valid_size and data.test_size must both be fractions or both be counts, "
+                 f"got {d.valid_size:g} and {d.test_size:g}")
     _require(0 <= m.dropout < 1, f"model.dropout={m.dropout} must be in [0, 1)")
     s = m.scratch
     for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size"):

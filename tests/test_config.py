@@ -169,3 +169,9 @@ def test_modernbert_scratch_needs_even_head_dim():
 
 def test_counts_are_accepted_for_split_sizes():
     validate(make_cfg("data.valid_size=2500", "data.test_size=2500"))
+
+
+def test_official_split_checks_only_the_sizes_it_uses():
+    validate(make_cfg("data.split=official", "data.valid_size=200"))  # data.test_size (0.05) is not read
+    with pytest.raises(ConfigError, match="data.valid_size=1.5"):
+        validate(make_cfg("data.split=official", "data.valid_size=1.5"))

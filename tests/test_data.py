@@ -78,6 +78,11 @@ def test_official_split_keeps_the_test_set(imdb_like):
     assert not set(splits["train"]["text"]) & set(splits["test"]["text"])
 
 
+def test_official_split_with_a_count_for_validation(imdb_like):
+    splits = load_splits(data_cfg(source=str(imdb_like), split="official", valid_size=30))  # test_size unread
+    assert [len(splits[s]) for s in ("train", "valid", "test")] == [470, 30, 500]
+
+
 def test_split_does_not_depend_on_the_training_seed(imdb_like):
     a = load_splits(data_cfg(source=str(imdb_like)))
     b = load_splits(data_cfg(source=str(imdb_like), split_seed=7))
