@@ -40,7 +40,7 @@ from bertcmp import outputs
 from bertcmp.config import register_configs, validate
 from bertcmp.data import Encoded, column, load_splits, make_loader, tokenize_splits
 from bertcmp.errors import BertcmpError
-from bertcmp.model import build_classifier, check_pretrained, count_parameters, make_tokenizer, usable_length
+from bertcmp.model import build_classifier, count_parameters, make_tokenizer, usable_length
 from bertcmp.runs import computation_key
 from bertcmp.sweep import cpu_threads_per_job, launcher_parallelism
 from bertcmp.tracking import Tracker, start_run, sweep_group
@@ -172,9 +172,9 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def train_and_test(cfg: DictConfig, job: Job) -> float:
     """Fine-tune on train, pick the best epoch on valid, score it once on test; return its valid accuracy."""
     validate(cfg)  # before anything slow, so a bad value costs nothing
-    check_pretrained(cfg.model)
+    max_length = usable_length(cfg.model, cfg.data.max_length)  # and is the pretrained model there?
     hardware = set_up(cfg, job)
-    data = load_data(cfg, hardware)
+    data = load_data(cfg, hardware, max_length)
     model = build_model(cfg, data.tokenizer, hardware)
     resume = load_resume(job, cfg.trainer.epochs)
     tracker = start_tracking(cfg, job, resume)
@@ -229,10 +229,9 @@ class Data:
     loaders: dict[str, DataLoader]  # train / valid / test
 
 
-def load_data(cfg: DictConfig, hardware: Hardware) -> Data:
+def load_data(cfg: DictConfig, hardware: Hardware, max_length: int) -> Data:
     """Read and split the data, get the tokenizer, tokenize once (cached for every later run), batch."""
     d = cfg.data
-    max_length = usable_length(cfg.model, d.max_length)
     splits = load_splits(d)
     tokenizer = make_tokenizer(cfg.model, column(splits["train"], "text"))
     encoded = tokenize_splits(splits, tokenizer, max_length, cfg.cache_dir, d.truncation, d.head_tokens)

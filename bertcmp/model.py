@@ -137,15 +137,6 @@ def train_tokenizer(family: str, texts: Sequence[str], vocab_size: int) -> PreTr
 # ---------------------------------------------------------------------------------------------- encoders
 
 
-def check_pretrained(cfg: DictConfig) -> None:
-    """Fail fast, before any data loads: the pretrained model is there (and of the family model.name says)."""
-    if cfg.pretrained:
-        config = _pretrained_config(cfg.pretrained)
-        if config.model_type != str(cfg.name):
-            log.warning("model.pretrained=%s is a %r model but model.name=%s", cfg.pretrained, config.model_type,
-                        cfg.name)
-
-
 def _pretrained_config(pretrained: str):
     try:
         return AutoConfig.from_pretrained(pretrained)
@@ -155,9 +146,16 @@ def _pretrained_config(pretrained: str):
 
 def usable_length(cfg: DictConfig, max_length: int) -> int:
     """`max_length`, or the most the encoder reads when that is less (said in one warning line): each encoder
-    reads as far as it can, so a sweep may ask every model for more than the shortest of them takes."""
-    limit = _pretrained_config(cfg.pretrained).max_position_embeddings if cfg.pretrained \
-        else POSITIONS[str(cfg.name)]
+    reads as far as it can, so a sweep may ask every model for more than the shortest of them takes. Called
+    before any data loads, it also fails fast when the pretrained model is not there."""
+    if cfg.pretrained:
+        config = _pretrained_config(cfg.pretrained)
+        if config.model_type != str(cfg.name):
+            log.warning("model.pretrained=%s is a %r model but model.name=%s", cfg.pretrained, config.model_type,
+                        cfg.name)
+        limit = config.max_position_embeddings
+    else:
+        limit = POSITIONS[str(cfg.name)]
     if max_length <= limit:
         return max_length
     log.warning("data.max_length=%d is more than %s reads: using %d tokens", max_length,

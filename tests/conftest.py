@@ -57,6 +57,16 @@ def tiny_modernbert_dir(tmp_path_factory, reviews) -> Path:
     return save_tiny_pretrained("modernbert", tmp_path_factory.mktemp("tiny-modernbert"), reviews["text"])
 
 
+def compose_config(*overrides: str, hydra: bool = False):
+    """The config the command line would compose from these overrides (with Hydra's own keys if `hydra`)."""
+    from hydra import compose, initialize_config_dir
+
+    from bertcmp.app import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra)
+
+
 def run_cli(*args: str, cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
     """The real command line, `python -m bertcmp ...`, in a subprocess as a user would run it."""
     return subprocess.run([sys.executable, "-m", "bertcmp", *args], cwd=cwd, capture_output=True, text=True,

@@ -5,17 +5,16 @@ import json
 import logging
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
-from bertcmp.app import CONFIG_DIR, Job, run_job
+from bertcmp.app import Job, run_job
+from conftest import compose_config
 
 TINY = ("experiment=smoke", "data.num_examples=300", "trainer.epochs=2")
 
 
 def make_cfg(*overrides: str):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name="config", overrides=[*overrides, "logger.mode=disabled"])
+    return compose_config(*overrides, "logger.mode=disabled")
 
 
 def new_job(tmp_path, *overrides: str):

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
@@ -12,13 +11,12 @@ from bertcmp.app import CONFIG_DIR
 from bertcmp.config import (Choice, DataConfig, LoggerConfig, ModelConfig, ModelName, Pooling, TrainerConfig,
                             register_configs, validate)
 from bertcmp.errors import ConfigError
+from conftest import compose_config
 
 register_configs()
 
 
-def make_cfg(*overrides: str, hydra: bool = False):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra)
+make_cfg = compose_config
 
 
 def test_config_dir_is_the_repo_conf_folder():

@@ -9,12 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from bertcmp.app import CONFIG_DIR
 from bertcmp.runs import load_runs
 from bertcmp.sweep import cpu_cores, cpu_threads_per_job, default_n_jobs, launcher_parallelism, summarise_sweep
-from conftest import run_cli
+from conftest import compose_config, run_cli
 
 TINY = ["experiment=smoke", "data.num_examples=600", "trainer.epochs=1"]
 
@@ -53,8 +51,7 @@ def test_launcher_parallelism():
 
 
 def compose_with_hydra(*overrides: str):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+    return compose_config(*overrides, hydra=True)
 
 
 def test_joblib_preset_has_a_sensible_n_jobs():
