@@ -38,9 +38,9 @@ from transformers import PreTrainedTokenizerFast, set_seed
 import bertcmp
 from bertcmp import outputs
 from bertcmp.config import register_configs, validate
-from bertcmp.data import Encoded, column, load_splits, make_loader, tokenize_splits
+from bertcmp.data import Encoded, classes, column, load_splits, make_loader, tokenize_splits
 from bertcmp.errors import BertcmpError
-from bertcmp.model import build_classifier, count_parameters, make_tokenizer, usable_length
+from bertcmp.model import build_classifier, count_parameters, describe_encoder, make_tokenizer
 from bertcmp.runs import computation_key
 from bertcmp.sweep import cpu_threads_per_job, launcher_parallelism
 from bertcmp.tracking import Tracker, start_run, sweep_group
@@ -100,6 +100,12 @@ class Job:
         return cls.create(cfg, hc.runtime.output_dir, hc.overrides.task, hc.job.override_dirname,
                           group=sweep_group(hc.sweep.dir), num=hc.job.num, multirun=True,
                           parallel_jobs=launcher_parallelism(hc.launcher))
+
+    def named_by(self, family: str) -> None:
+        """Name the run by its encoder's family once it is known (model=auto reads it from the model's config)."""
+        if self.name == self.model:
+            self.name = family
+        self.model = family
 
     def tracked_config(self, cfg: DictConfig) -> dict[str, Any]:
         config = plain_config(cfg)
@@ -172,10 +178,11 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def train_and_test(cfg: DictConfig, job: Job) -> float:
     """Fine-tune on train, pick the best epoch on valid, score it once on test; return its valid accuracy."""
     validate(cfg)  # before anything slow, so a bad value costs nothing
-    max_length = usable_length(cfg.model, cfg.data.max_length)  # and is the pretrained model there?
+    encoder = describe_encoder(cfg.model, cfg.data.max_length)  # and is the pretrained model there?
+    job.named_by(encoder.family)
     hardware = set_up(cfg, job)
-    data = load_data(cfg, hardware, max_length)
-    model = build_model(cfg, data.tokenizer, hardware)
+    data = load_data(cfg, hardware, encoder.max_length)
+    model = build_model(cfg, data, hardware)
     resume = load_resume(job, cfg.trainer.epochs)
     tracker = start_tracking(cfg, job, resume)
     try:
@@ -224,6 +231,7 @@ def set_up(cfg: DictConfig, job: Job) -> Hardware:
 @dataclass
 class Data:
     tokenizer: PreTrainedTokenizerFast
+    classes: list[str]              # class id i is classes[i]
     max_length: int                 # data.max_length, or less where the model reads less
     encoded: dict[str, Encoded]     # train / valid / test, tokenized
     loaders: dict[str, DataLoader]  # train / valid / test
@@ -241,14 +249,16 @@ def load_data(cfg: DictConfig, hardware: Hardware, max_length: int) -> Data:
     eval_batch = d.eval_batch_size or d.batch_size
     loaders = {"train": loader(encoded["train"], d.batch_size, shuffle=True, seed=cfg.seed),
                "valid": loader(encoded["valid"], eval_batch), "test": loader(encoded["test"], eval_batch)}
-    log.info("data: %s train / %s valid / %s test examples", *(len(encoded[s]) for s in ("train", "valid", "test")))
-    return Data(tokenizer, max_length, encoded, loaders)
+    names = classes(splits)
+    log.info("data: %s train / %s valid / %s test examples, %d classes (%s)",
+             *(len(encoded[s]) for s in ("train", "valid", "test")), len(names), ", ".join(names[:10]))
+    return Data(tokenizer, names, max_length, encoded, loaders)
 
 
-def build_model(cfg: DictConfig, tokenizer: PreTrainedTokenizerFast, hardware: Hardware) -> nn.Module:
+def build_model(cfg: DictConfig, data: Data, hardware: Hardware) -> nn.Module:
     # re-seeded so the initialisation does not depend on how much randomness the data path used
     set_seed(cfg.seed)
-    model = build_classifier(cfg.model, tokenizer, hardware.device)
+    model = build_classifier(cfg.model, data.tokenizer, data.classes, hardware.device)
     log.info("model: %s (%s), %.1fM parameters, on %s, %s", cfg.model.name, cfg.model.pretrained or "from scratch",
              count_parameters(model) / 1e6, hardware.device, hardware.precision)
     if hardware.device.type == "cuda":
@@ -309,7 +319,8 @@ def report_validation(history: list[ValidationRecord], *, job: Job, tracker: Tra
     outputs.write_jsonl(job.dir / outputs.HISTORY_FILE, [r.to_dict() for r in history])
     tracker.log_epoch(step=record.step, metrics={
         "epoch": record.epoch, "valid/accuracy": record.valid_accuracy, "valid/loss": record.valid_loss,
-        "valid/f1": record.valid_f1, "train/epoch_loss": record.train_loss,
+        **({"valid/f1": record.valid_f1} if record.valid_f1 is not None else {}),
+        "valid/macro_f1": record.valid_macro_f1, "valid/mcc": record.valid_mcc, "train/epoch_loss": record.train_loss,
         "train/epoch_accuracy": record.train_accuracy, "epoch_seconds": record.seconds})
     log.info("epoch %g/%d (step %d): train loss %.4f acc %.4f | valid loss %.4f acc %.4f | %.1f s, %.1f examples/s",
              record.epoch, epochs, record.step, record.train_loss, record.train_accuracy, record.valid_loss,
@@ -326,14 +337,24 @@ def score_and_save(cfg: DictConfig, job: Job, model: nn.Module, data: Data, hard
     model.load_state_dict(progress.best_weights)
     test = evaluate(model, data.loaders["test"], hardware.device, hardware.dtype)
     outputs.write_predictions(job.dir / outputs.PREDICTIONS_FILE, data.encoded["test"].index, test.labels,
-                              test.preds, test.prob_pos, data.encoded["test"].n_tokens)
+                              test.preds, test.probs, data.classes, data.encoded["test"].n_tokens)
     if cfg.trainer.save_checkpoint == "best":
-        outputs.write_checkpoint(job.dir / outputs.CHECKPOINT_DIR,
-                                 lambda d: (model.save(d), data.tokenizer.save_pretrained(d)))
+        outputs.write_checkpoint(job.dir / outputs.CHECKPOINT_DIR, lambda d: (
+            model.save(d), data.tokenizer.save_pretrained(d),
+            outputs.write_json(d / outputs.CHECKPOINT_SETTINGS, inference_settings(cfg, job, data))))
     metrics = run_metrics(progress, test, data, cfg, count_parameters(model), hardware)
     job.write_status("completed", **metrics)
     outputs.clear_resume_state(job.dir)  # only the best weights outlive the run (or none)
     return metrics
+
+
+def inference_settings(cfg: DictConfig, job: Job, data: Data) -> dict[str, Any]:
+    """What it takes to use the checkpoint as the run did (bertcmp.predict): the classes, the head, and how
+    texts were tokenized."""
+    d, m = cfg.data, cfg.model
+    return {"model": job.model, "classes": data.classes, "head": str(m.head), "pooling": str(m.pooling),
+            "max_length": data.max_length, "truncation": str(d.truncation), "head_tokens": d.head_tokens,
+            "text_column": d.text_column, "text_pair_column": d.text_pair_column}
 
 
 def run_metrics(progress: Progress, test: Evaluation, data: Data, cfg: DictConfig, params: int,
@@ -346,8 +367,10 @@ def run_metrics(progress: Progress, test: Evaluation, data: Data, cfg: DictConfi
         # all epochs, or trainer.patience validations without a better one
         "stopped": {"reason": progress.stopped or "epochs", "epoch": progress.history[-1].epoch,
                     "step": progress.step},
-        "valid": {"accuracy": best.valid_accuracy, "loss": best.valid_loss, "f1": best.valid_f1},
-        "test": test.metrics(),
+        "classes": data.classes,
+        "valid": {"accuracy": best.valid_accuracy, "loss": best.valid_loss, "macro_f1": best.valid_macro_f1,
+                  "mcc": best.valid_mcc, **({"f1": best.valid_f1} if best.valid_f1 is not None else {})},
+        "test": test.scores(data.classes),
         "inference": test.speed(),  # the test pass: no gradients, the run's precision and padding
         "train": {
             "seconds": seconds,

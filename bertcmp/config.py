@@ -32,6 +32,7 @@ class Choice(str, Enum):
 class ModelName(Choice):
     bert = "bert"
     modernbert = "modernbert"
+    auto = "auto"  # any encoder AutoModel loads (model.pretrained); the run is named by its model_type
 
 
 class Pooling(Choice):
@@ -47,6 +48,11 @@ class Head(Choice):
 class Split(Choice):
     pooled = "pooled"      # every labelled split pooled, then split (the reference)
     official = "official"  # the source's own test split; valid carved from train
+
+
+class Synthetic(Choice):
+    reviews = "reviews"  # movie reviews, two classes (data=synthetic)
+    topics = "topics"    # news items, four classes with string labels (data=topics)
 
 
 class Padding(Choice):
@@ -126,10 +132,11 @@ class ModelConfig:
 class DataConfig:
     name: str = MISSING                    # what the data is called in metrics.json and the comparison
     source: Any = None                     # Hub id | Hub-layout dir | aclImdb folder | csv/jsonl/parquet file(s)
-    synthetic: bool = False                # generated reviews instead of `source` (data=synthetic)
-    num_examples: int = 4000               # how many reviews to generate (synthetic only)
+    synthetic: Optional[Synthetic] = None  # generated data instead of `source` (data=synthetic, data=topics)
+    num_examples: int = 4000               # how many items to generate (synthetic only)
     text_column: str = "text"
-    label_column: str = "label"            # 0/1, neg/pos or negative/positive
+    text_pair_column: Optional[str] = None  # the second text of pair tasks (NLI, paraphrase); null = single texts
+    label_column: str = "label"            # class names or whole numbers; the classes come from the data
     split: Split = Split.pooled
     split_seed: int = 42                   # apart from `seed`, so a seed sweep scores the same test items
     valid_size: float = 0.05               # a fraction (of all data when pooled, of train when official) or a count
@@ -261,6 +268,12 @@ def validate(cfg: DictConfig) -> None:
              f"data.source={d.source} is not read by data=synthetic (generated reviews); "
              "to train on it use data=imdb data.source=...")
     _require(not d.synthetic or d.num_examples >= 10, f"data.num_examples={d.num_examples} must be >= 10")
+    _require(not d.synthetic or d.text_pair_column is None,
+             f"data.text_pair_column={d.text_pair_column} is not read by generated data (single texts); "
+             "pair tasks read data.source")
+    _require(d.text_pair_column is None or d.truncation == Truncation.head,
+             f"data.truncation={d.truncation} works on single texts; pairs (data.text_pair_column) are cut from "
+             "the longer text first: use data.truncation=head")
     # data.split=official takes the source's own test split: data.test_size is not read, so not checked
     for key in ("valid_size", "test_size") if d.split == "pooled" else ("valid_size",):
         size = d[key]
@@ -275,6 +288,12 @@ def validate(cfg: DictConfig) -> None:
                  "data.valid_size and data.test_size must both be fractions or both be counts, "
                  f"got {d.valid_size:g} and {d.test_size:g}")
     _require(0 <= m.dropout < 1, f"model.dropout={m.dropout} must be in [0, 1)")
+    if m.name == ModelName.auto:
+        _require(not OmegaConf.is_missing(m, "pretrained") and m.pretrained is not None,
+                 "model=auto needs model.pretrained=<a Hub id or a local directory> (any encoder AutoModel loads); "
+                 "to train from scratch use model=bert or model=modernbert")
+    if m.pretrained is not None:
+        return
     s = m.scratch
     for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size"):
         _require(s[key] >= 1, f"model.scratch.{key}={s[key]} must be >= 1")

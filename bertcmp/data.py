@@ -1,8 +1,9 @@
 """Data: read a labelled text source, split it reproducibly, tokenize it once (cached), serve batches.
 
-The result of `load_splits` is three `datasets.Dataset`s (train / valid / test) with the columns
-`text`, `label` (0 = negative, 1 = positive) and `index` (the row id in the pooled data, or in the official
-test split), so predictions of different runs on the same data config line up item by item.
+The result of `load_splits` is three `datasets.Dataset`s (train / valid / test) with the columns `text` (and
+`text_pair` for pair tasks), `label` (a ClassLabel: class ids 0..K-1 and their names, the same in every split)
+and `index` (the row id in the pooled data, or in the official test split), so predictions of different runs
+on the same data config line up item by item.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ from typing import Any, Iterable, Iterator, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
-from datasets import Dataset, DatasetDict, concatenate_datasets, load_dataset
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, concatenate_datasets, load_dataset
 from filelock import FileLock
 from omegaconf import DictConfig, ListConfig
 from tokenizers import Encoding, Tokenizer
 from torch.utils.data import DataLoader, Sampler
 
 from bertcmp.errors import ConfigError, DataError
-from bertcmp.synthetic import make_reviews
+from bertcmp.synthetic import GENERATORS
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,16 @@ FILE_BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "
 NEGATIVE_LABELS = {"0", "neg", "negative", "false"}
 POSITIVE_LABELS = {"1", "pos", "positive", "true"}
 _SPLIT_IN_FILENAME = re.compile(r"(?:^|[-_.])(train|test|valid|validation|dev)(?:$|[-_.\d])")
-_CACHE_FORMAT = 3
+_CACHE_FORMAT = 4
 
 
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def read_source(source: str | Sequence[str], text_column: str, label_column: str) -> DatasetDict:
-    """Read a source into named splits (`train`, `test`, maybe `validation`) holding `text` and `label`.
+def read_source(source: str | Sequence[str], text_column: str, label_column: str,
+                text_pair_column: Optional[str] = None) -> DatasetDict:
+    """Read a source into named splits (`train`, `test`, maybe `validation`) holding `text`, `label` (a
+    ClassLabel: the classes' names, in an order every split shares) and, for pair tasks, `text_pair`.
 
     `source` is a Hub dataset id, a local directory in the Hub's layout, an `aclImdb` folder as Stanford
     ships it, or one or more csv / jsonl / parquet files (globs allowed).
@@ -65,8 +68,18 @@ def read_source(source: str | Sequence[str], text_column: str, label_column: str
     if not splits:
         raise DataError(f"data.source={_show(source)} holds no train/validation/test split "
                         f"(found: {', '.join(raw) or 'none'})")
-    return DatasetDict({name: _standardise(ds, text_column, label_column, source, name)
-                        for name, ds in splits.items()})
+    columns = {name: _standardise(ds, text_column, label_column, text_pair_column, source, name)
+               for name, ds in splits.items()}
+    classes, class_of = label_classes({name: c["label"] for name, c in columns.items()}, label_column)
+    return DatasetDict({name: _dataset({**c, "label": [class_of[v] for v in c["label"]]}, classes)
+                        for name, c in columns.items()})
+
+
+def _dataset(columns: dict[str, list], classes: Sequence[str]) -> Dataset:
+    """`columns` (label as class ids) as a Dataset whose `label` feature names the classes."""
+    features = Features({name: ClassLabel(names=list(classes)) if name == "label" else Value("string")
+                         for name in columns})
+    return Dataset.from_dict(columns, features=features)
 
 
 def column(ds: Dataset, name: str) -> list:
@@ -138,8 +151,8 @@ def _read_aclimdb(root: Path) -> DatasetDict:
     splits = {}
     for split in ("train", "test"):
         texts, labels = [], []
-        for folder, label in (("pos", 1), ("neg", 0)):  # the Hub's copy lists positives first
-            for path in sorted((root / split / folder).glob("*.txt"), key=lambda p: (file_id(p), p.name)):
+        for label in ("pos", "neg"):  # the Hub's copy lists positives first; its class names are neg and pos
+            for path in sorted((root / split / label).glob("*.txt"), key=lambda p: (file_id(p), p.name)):
                 texts.append(path.read_text(encoding="utf-8"))
                 labels.append(label)
         if texts:
@@ -147,54 +160,123 @@ def _read_aclimdb(root: Path) -> DatasetDict:
     return DatasetDict(splits)
 
 
-def _standardise(ds: Dataset, text_column: str, label_column: str, source: Any, split: str) -> Dataset:
-    """Keep only `text` and `label`, with labels as 0/1; reject what would train on garbage."""
-    for key, name in (("data.text_column", text_column), ("data.label_column", label_column)):
+def _standardise(ds: Dataset, text_column: str, label_column: str, text_pair_column: Optional[str], source: Any,
+                 split: str) -> dict[str, list]:
+    """The split's texts (and second texts of pairs) and its labels as plain values; reject what would train on
+    garbage."""
+    wanted = {"data.text_column": text_column, "data.label_column": label_column}
+    if text_pair_column:
+        wanted["data.text_pair_column"] = text_pair_column
+    for key, name in wanted.items():
         if name not in ds.column_names:
             raise DataError(f"{key}={name!r} is not a column of data.source={_show(source)} "
                             f"({split} split has: {', '.join(ds.column_names)})")
-    texts = column(ds, text_column)
-    empty = [i for i, text in enumerate(texts) if not isinstance(text, str) or not text.strip()]
-    if empty:
-        raise DataError(f"data.source={_show(source)} has {len(empty)} empty text(s) in column "
-                        f"{text_column!r} of its {split} split (first at row {empty[0]}); remove them")
-    labels = _labels_to_ints(column(ds, label_column), label_column, split)
-    return Dataset.from_dict({"text": texts, "label": labels})
+    columns = {"text": column(ds, text_column)}
+    if text_pair_column:
+        columns["text_pair"] = column(ds, text_pair_column)
+    for name, texts in columns.items():
+        empty = [i for i, text in enumerate(texts) if not isinstance(text, str) or not text.strip()]
+        if empty:
+            raise DataError(f"data.source={_show(source)} has {len(empty)} empty text(s) in column "
+                            f"{wanted['data.text_pair_column' if name == 'text_pair' else 'data.text_column']!r} "
+                            f"of its {split} split (first at row {empty[0]}); remove them")
+    feature = ds.features.get(label_column)
+    values = column(ds, label_column)
+    if isinstance(feature, ClassLabel):  # the Hub's class ids: use the names they stand for
+        values = [feature.names[v] if v is not None and 0 <= v < len(feature.names) else None for v in values]
+    columns["label"] = [_label_value(v, label_column, split, row) for row, v in enumerate(values)]
+    return columns
 
 
-def _labels_to_ints(values: list, label_column: str, split: str) -> list[int]:
-    names = {str(v).strip().lower() for v in values}
-    unknown = names - NEGATIVE_LABELS - POSITIVE_LABELS
-    if unknown:
-        shown = ", ".join(sorted(unknown)[:5])
-        raise DataError(f"data.label_column={label_column!r} holds labels {shown} in the {split} split; "
-                        "expected two classes: 0/1, neg/pos or negative/positive")
-    return [0 if str(v).strip().lower() in NEGATIVE_LABELS else 1 for v in values]
+def _label_value(value: Any, label_column: str, split: str, row: int) -> int | str:
+    """A label as an int (whole numbers, also written as text or as 3.0) or as its stripped text."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip():
+        text = value.strip()
+        return int(text) if re.fullmatch(r"[+-]?\d+", text) else text
+    shown = "no label" if value is None or (isinstance(value, str) and not value.strip()) else f"label {value!r}"
+    raise DataError(f"data.label_column={label_column!r} has {shown} at row {row} of the {split} split; "
+                    "labels must be class names or whole numbers (a number with a fraction looks like a regression "
+                    "target, which bertcmp does not train)")
+
+
+MAX_CLASSES = 1000  # more distinct values than this is almost surely not a label column
+
+
+def label_classes(labels: dict[str, list], label_column: str) -> tuple[list[str], dict[Any, int]]:
+    """The task's classes from the labels of every split, in one stable order, and each label value's class id.
+
+    Whole numbers: in numeric order (0..K-1 keep their ids). Two classes spelt with the usual conventions (0/1,
+    neg/pos, negative/positive, false/true, any case): negative first. Other text: in sorted order."""
+    values = set(itertools.chain.from_iterable(labels.values()))
+    if len(values) > MAX_CLASSES:
+        raise DataError(f"data.label_column={label_column!r} has {len(values)} distinct values (e.g. "
+                        f"{', '.join(map(repr, sorted(values, key=str)[:3]))}): over {MAX_CLASSES} classes is probably "
+                        "not a label column; set data.label_column to the column holding the classes")
+    if all(isinstance(v, int) for v in values):
+        order = sorted(values)
+        return [str(v) for v in order], {v: i for i, v in enumerate(order)}
+    text = {v: str(v) for v in values}
+    lowered = {v: t.lower() for v, t in text.items()}
+    negative = sorted(v for v, low in lowered.items() if low in NEGATIVE_LABELS)
+    positive = sorted(v for v, low in lowered.items() if low in POSITIVE_LABELS)
+    if negative and positive and len(negative) + len(positive) == len(values):
+        return [text[negative[0]], text[positive[0]]], {v: int(v in positive) for v in values}
+    order = sorted(values, key=str)
+    names = [text[v] for v in order]
+    return names, {v: i for i, v in enumerate(order)}
 
 
 # ---------------------------------------------------------------------------------------------- splitting
 
 
 def load_splits(cfg: DictConfig) -> DatasetDict:
-    """The train / valid / test splits the data config asks for, each with `text`, `label` and `index`."""
+    """The train / valid / test splits the data config asks for, each with `text` (and `text_pair` for pair
+    tasks), `label` and `index`; `classes(splits)` names the classes."""
     if cfg.synthetic:
-        raw = DatasetDict({"train": Dataset.from_dict(make_reviews(cfg.num_examples, cfg.split_seed))})
+        columns = GENERATORS[str(cfg.synthetic)](cfg.num_examples, cfg.split_seed)
+        classes, class_of = label_classes({"train": columns["label"]}, "label")
+        raw = DatasetDict({"train": _dataset({**columns, "label": [class_of[v] for v in columns["label"]]}, classes)})
     else:
         source = list(cfg.source) if isinstance(cfg.source, ListConfig) else cfg.source
         if source is None:
             raise DataError("data.source is null: give a Hub dataset id, a directory or data files")
-        raw = read_source(source, cfg.text_column, cfg.label_column)
+        raw = read_source(source, cfg.text_column, cfg.label_column, cfg.text_pair_column)
     if cfg.split == "official":
         splits = _official_split(raw, cfg)
     else:
         splits = _pooled_split(raw, cfg)
     if cfg.train_size is not None:
         splits["train"] = splits["train"].select(range(min(cfg.train_size, len(splits["train"]))))
-    classes = set(column(splits["train"], "label"))
-    if len(classes) != 2:
-        raise DataError(f"data.source={_show(cfg.source)}: the training split holds only label {classes}; "
-                        "a classifier needs both classes (0 and 1)")
+    _check_classes(splits, cfg)
     return splits
+
+
+def classes(splits: DatasetDict) -> list[str]:
+    """The names of the task's classes; class id i is classes[i]."""
+    return list(splits["train"].features["label"].names)
+
+
+def _check_classes(splits: DatasetDict, cfg: DictConfig) -> None:
+    """Training needs two classes or more; a split that lacks a class the others hold is allowed, with a warning."""
+    names = classes(splits)
+    held = {name: set(column(ds, "label")) for name, ds in splits.items()}
+    if len(held["train"]) < 2:
+        only = ", ".join(repr(names[i]) for i in sorted(held["train"])) or "none"
+        raise DataError(f"data.label_column={cfg.label_column!r}: the training split ({len(splits['train'])} "
+                        f"examples) holds only class {only}; a classifier needs two classes or more "
+                        "(a larger data.train_size, or another label column)")
+    everywhere = set().union(*held.values())
+    for name, ids in held.items():
+        missing = [names[i] for i in sorted(everywhere - ids)]
+        if missing:
+            log.warning("the %s split has no example of class %s (the other splits do): its scores cannot count "
+                        "them", name, ", ".join(map(repr, missing)))
 
 
 def _with_index(ds: Dataset) -> Dataset:
@@ -221,9 +303,9 @@ def _official_split(raw: DatasetDict, cfg: DictConfig) -> DatasetDict:
     train, test = _with_index(raw["train"]), _with_index(raw["test"])
     if cfg.dedup:
         test = _drop_repeats(test)
-        seen = set(column(test, "text"))
+        seen = set(_items(test))
         train = _drop_repeats(train)
-        train = train.select([i for i, text in enumerate(column(train, "text")) if text not in seen])
+        train = train.select([i for i, text in enumerate(_items(train)) if text not in seen])
     held_out = _holdout_size(cfg.valid_size, len(train), "data.valid_size")
     parts = train.train_test_split(test_size=held_out, seed=cfg.split_seed)
     return DatasetDict(train=parts["train"], valid=parts["test"], test=test)
@@ -237,10 +319,16 @@ def _holdout_size(size: float, n: int, key: str) -> float | int:
     return size if size < 1 else int(size)
 
 
+def _items(ds: Dataset) -> list:
+    """Each item's text, or (text, second text) for pairs: what makes two items the same."""
+    texts = column(ds, "text")
+    return list(zip(texts, column(ds, "text_pair"))) if "text_pair" in ds.column_names else texts
+
+
 def _drop_repeats(ds: Dataset) -> Dataset:
-    seen: set[str] = set()
+    seen: set = set()
     keep = []
-    for i, text in enumerate(column(ds, "text")):
+    for i, text in enumerate(_items(ds)):
         if text not in seen:
             seen.add(text)
             keep.append(i)
@@ -260,6 +348,7 @@ class Encoded:
     index: np.ndarray
     truncated: np.ndarray                  # whether each text lost tokens to max_length
     n_tokens: Optional[np.ndarray] = None  # the test split's: each text's whole length, special tokens included
+    type_ids: Optional[np.ndarray] = None  # pairs, for encoders that read them: 0 for the first text, 1 the second
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -272,13 +361,19 @@ class Encoded:
 class Encodings(NamedTuple):
     ids: list[list[int]]  # special tokens included
     truncated: list[bool]
+    type_ids: Optional[list[list[int]]] = None  # of pairs: which text each token comes from
+
+
+def reads_type_ids(tokenizer: Any) -> bool:
+    """Whether the model of this tokenizer reads token_type_ids (BERT does; RoBERTa, ModernBERT do not)."""
+    return "token_type_ids" in tokenizer.model_input_names
 
 
 def tokenize_splits(splits: DatasetDict, tokenizer: Any, max_length: int, cache_dir: str | Path,
                     truncation: str = "head", head_tokens: int = 128) -> dict[str, Encoded]:
-    """Tokenize every split once, truncated to `max_length` as `truncation` says; reuse the cache when texts,
-    labels, tokenizer, max_length and truncation are all the same (safe for parallel jobs: one builds, the
-    others wait)."""
+    """Tokenize every split once, truncated to `max_length` as `truncation` says (pairs: from the longer text
+    first); reuse the cache when texts, labels, tokenizer, max_length and truncation are all the same (safe for
+    parallel jobs: one builds, the others wait)."""
     truncation = str(truncation)
     if truncation == "head_tail":
         _check_head_tokens(head_tokens, max_length, _specials(_plain_backend(tokenizer)))
@@ -293,7 +388,8 @@ def tokenize_splits(splits: DatasetDict, tokenizer: Any, max_length: int, cache_
             log.info("tokenizing %s examples (max_length %d, truncation %s) into %s",
                      " / ".join(str(len(splits[s])) for s in SPLITS), max_length, truncation, entry)
             encoded = {name: _encode(splits[name], tokenizer, max_length, truncation, head_tokens) for name in SPLITS}
-            encoded["test"].n_tokens = full_lengths(column(splits["test"], "text"), tokenizer)
+            encoded["test"].n_tokens = full_lengths(column(splits["test"], "text"), tokenizer,
+                                                    _pairs(splits["test"]))
             _write_cache(entry, encoded)
         return {name: _read_split(entry, name) for name in SPLITS}
 
@@ -310,11 +406,14 @@ def _cache_key(splits: DatasetDict, tokenizer: Any, max_length: int, truncation:
     kept = f"{truncation}:{head_tokens}" if truncation == "head_tail" else truncation
     digest = hashlib.sha256(f"format={_CACHE_FORMAT};max_length={max_length};truncation={kept};".encode())
     digest.update(_tokenizer_fingerprint(tokenizer).encode())
+    digest.update(f";type_ids={reads_type_ids(tokenizer)}".encode())
     for name in SPLITS:
         digest.update(f";{name}={len(splits[name])};".encode())
         digest.update(np.asarray(column(splits[name], "label"), dtype=np.int64).tobytes())
         digest.update(np.asarray(column(splits[name], "index"), dtype=np.int64).tobytes())
         digest.update("\0".join(column(splits[name], "text")).encode())
+        if "text_pair" in splits[name].column_names:
+            digest.update(("\1" + "\0".join(column(splits[name], "text_pair"))).encode())
     return digest.hexdigest()[:32]
 
 
@@ -338,11 +437,30 @@ def _specials(backend: Tokenizer) -> int:
     return backend.post_processor.num_special_tokens_to_add(False) if backend.post_processor else 0
 
 
-def full_lengths(texts: Sequence[str], tokenizer: Any) -> np.ndarray:
-    """How many tokens each whole text is, special tokens included (what max_length is compared with)."""
+def _pairs(ds: Dataset) -> Optional[list[str]]:
+    return column(ds, "text_pair") if "text_pair" in ds.column_names else None
+
+
+def full_lengths(texts: Sequence[str], tokenizer: Any, pairs: Optional[Sequence[str]] = None) -> np.ndarray:
+    """How many tokens each whole text (or pair) is, special tokens included (what max_length is compared with)."""
     backend = _plain_backend(tokenizer)
+    if pairs is not None:
+        encodings = backend.encode_batch_fast(list(zip(texts, pairs)))
+        return np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
     encodings = backend.encode_batch_fast(list(texts), add_special_tokens=False)
     return np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings)) + _specials(backend)
+
+
+def encode_pairs(texts: Sequence[str], pairs: Sequence[str], tokenizer: Any, max_length: int) -> Encodings:
+    """Token ids of each pair in the tokenizer's own pair format ([CLS] a [SEP] b [SEP] for BERT, <s> a </s></s>
+    b </s> for RoBERTa, ...), at most max_length of them: truncation takes from the longer text first (the
+    tokenizer's longest_first), as `tokenizer(texts, pairs, truncation=True, max_length=...)` does."""
+    backend = _plain_backend(tokenizer)
+    whole = full_lengths(texts, tokenizer, pairs)
+    backend.enable_truncation(max_length, strategy="longest_first")
+    encodings = backend.encode_batch_fast(list(zip(texts, pairs)))
+    type_ids = [enc.type_ids for enc in encodings] if reads_type_ids(tokenizer) else None
+    return Encodings([enc.ids for enc in encodings], (whole > max_length).tolist(), type_ids)
 
 
 def encode_texts(texts: Sequence[str], tokenizer: Any, max_length: int, truncation: str = "head",
@@ -409,16 +527,33 @@ def _spare_tokens(encoding: Any, specials: int) -> int:
     return sum(len(piece.ids) - specials for piece in encoding.overflowing)
 
 
-def _encode(ds: Dataset, tokenizer: Any, max_length: int, truncation: str, head_tokens: int) -> Encoded:
-    pieces, truncated = encode_texts(column(ds, "text"), tokenizer, max_length, truncation, head_tokens)
+def encode(texts: Sequence[str], pairs: Optional[Sequence[str]], tokenizer: Any, max_length: int,
+           truncation: str = "head", head_tokens: int = 128) -> Encodings:
+    """Single texts (`pairs` None) as `encode_texts` does, or pairs as `encode_pairs` does."""
+    if pairs is not None:
+        return encode_pairs(texts, pairs, tokenizer, max_length)
+    return encode_texts(texts, tokenizer, max_length, truncation, head_tokens)
+
+
+def flatten(encodings: Encodings, labels: Sequence[int], index: Sequence[int]) -> Encoded:
+    """Encodings as the flat arrays of an `Encoded`."""
+    pieces = encodings.ids
     lengths = np.fromiter((len(p) for p in pieces), dtype=np.int64, count=len(pieces))
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     ids = np.fromiter(itertools.chain.from_iterable(pieces), dtype=np.int32, count=int(offsets[-1]))
-    return Encoded(ids, offsets, np.asarray(column(ds, "label"), dtype=np.int64),
-                   np.asarray(column(ds, "index"), dtype=np.int64), np.asarray(truncated, dtype=bool))
+    type_ids = None
+    if encodings.type_ids is not None:
+        type_ids = np.fromiter(itertools.chain.from_iterable(encodings.type_ids), dtype=np.int8, count=int(offsets[-1]))
+    return Encoded(ids, offsets, np.asarray(labels, dtype=np.int64), np.asarray(index, dtype=np.int64),
+                   np.asarray(encodings.truncated, dtype=bool), type_ids=type_ids)
 
 
-_ARRAYS = ("ids", "offsets", "labels", "index", "truncated", "n_tokens")
+def _encode(ds: Dataset, tokenizer: Any, max_length: int, truncation: str, head_tokens: int) -> Encoded:
+    encodings = encode(column(ds, "text"), _pairs(ds), tokenizer, max_length, truncation, head_tokens)
+    return flatten(encodings, column(ds, "label"), column(ds, "index"))
+
+
+_ARRAYS = ("ids", "offsets", "labels", "index", "truncated", "n_tokens", "type_ids")
 
 
 def _write_cache(entry: Path, encoded: dict[str, Encoded]) -> None:
@@ -448,13 +583,19 @@ def collate(items: Iterable[int], data: Encoded, pad_id: int, pad_to: int | None
     items = np.fromiter(items, dtype=np.int64)
     lengths = data.lengths[items]
     width = pad_to or int(lengths.max())
-    input_ids = np.full((len(items), width), pad_id, dtype=np.int64)
-    for row, (item, length) in enumerate(zip(items, lengths)):
-        start = data.offsets[item]
-        input_ids[row, :length] = data.ids[start:start + length]
     attention_mask = (np.arange(width)[None, :] < lengths[:, None]).astype(np.int64)
-    return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention_mask),
-            "labels": torch.from_numpy(data.labels[items]), "item": torch.from_numpy(items)}
+    batch = {"input_ids": _pad(data.ids, data.offsets[items], lengths, width, pad_id),
+             "attention_mask": torch.from_numpy(attention_mask)}
+    if data.type_ids is not None:
+        batch["token_type_ids"] = _pad(data.type_ids, data.offsets[items], lengths, width, 0)
+    return {**batch, "labels": torch.from_numpy(data.labels[items]), "item": torch.from_numpy(items)}
+
+
+def _pad(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray, width: int, fill: int) -> torch.Tensor:
+    rows = np.full((len(starts), width), fill, dtype=np.int64)
+    for row, (start, length) in enumerate(zip(starts, lengths)):
+        rows[row, :length] = flat[start:start + length]
+    return torch.from_numpy(rows)
 
 
 class LengthGroupedBatches(Sampler[list[int]]):

@@ -5,11 +5,12 @@ encoders) or each family's native one (AutoModelForSequenceClassification, with 
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections import Counter
 from functools import partial
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import torch
 from omegaconf import DictConfig
@@ -27,20 +28,31 @@ POSITIONS = {"bert": 512, "modernbert": 8192}  # how many tokens each family's p
 
 
 class SequenceClassifier(nn.Module):
-    """Encoder -> pooled vector ([CLS] or mean of real tokens) -> dropout -> linear layer to class logits."""
+    """Encoder -> pooled vector ([CLS] or mean of real tokens) -> dropout -> linear layer to class logits.
 
-    def __init__(self, encoder: PreTrainedModel, num_labels: int = 2, pooling: str = "cls", dropout: float = 0.1):
+    [CLS] is the first token for every encoder bertcmp knows; `cls_last` reads the last real token instead
+    (tokenizers such as XLNet's put it at the end)."""
+
+    def __init__(self, encoder: PreTrainedModel, num_labels: int = 2, pooling: str = "cls", dropout: float = 0.1,
+                 cls_last: bool = False):
         super().__init__()
         self.encoder = encoder
         self.pooling = pooling
+        self.cls_last = cls_last
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.config.hidden_size, num_labels)
+        # DistilBERT and others take no token_type_ids: pass them only to an encoder that reads them
+        self.reads_type_ids = "token_type_ids" in inspect.signature(encoder.forward).parameters
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: Optional[torch.Tensor] = None) -> torch.Tensor:
+        extra = {"token_type_ids": token_type_ids} if token_type_ids is not None and self.reads_type_ids else {}
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
         if self.pooling == "mean":
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        elif self.cls_last:  # padding is on the right: the last real token is at length - 1
+            pooled = hidden[torch.arange(len(hidden), device=hidden.device), attention_mask.sum(1) - 1]
         else:
             pooled = hidden[:, 0]
         return self.head(self.dropout(pooled))
@@ -67,8 +79,10 @@ class NativeClassifier(nn.Module):
     def config(self):
         return self.model.config
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: Optional[torch.Tensor] = None) -> torch.Tensor:
+        extra = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
 
     def save(self, directory: Path) -> None:
         """A standard transformers directory: AutoModelForSequenceClassification.from_pretrained loads it."""
@@ -129,9 +143,12 @@ def train_tokenizer(family: str, texts: Sequence[str], vocab_size: int) -> PreTr
         tok.train_from_iterator(texts, trainer=trainer)
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",  # BERT's: the second text has type 1
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
+    # what the family's models read: ModernBERT takes no token_type_ids (as its pretrained tokenizer says)
+    inputs = ["input_ids", "attention_mask"] + (["token_type_ids"] if str(family) == "bert" else [])
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
-                                   sep_token="[SEP]", mask_token="[MASK]")
+                                   sep_token="[SEP]", mask_token="[MASK]", model_input_names=inputs)
 
 
 # ---------------------------------------------------------------------------------------------- encoders
@@ -144,22 +161,44 @@ def _pretrained_config(pretrained: str):
         raise _unreachable(pretrained, err) from err
 
 
-def usable_length(cfg: DictConfig, max_length: int) -> int:
-    """`max_length`, or the most the encoder reads when that is less (said in one warning line): each encoder
-    reads as far as it can, so a sweep may ask every model for more than the shortest of them takes. Called
-    before any data loads, it also fails fast when the pretrained model is not there."""
+class Encoder(NamedTuple):
+    """What the config's encoder is, read from its config before any data loads."""
+    family: str      # the model_type (bert, modernbert, roberta, deberta-v2, ...): what runs are grouped by
+    max_length: int  # data.max_length, or the most the encoder reads when that is less
+
+
+# Families whose position ids start after the padding index (fairseq's convention): they read
+# max_position_embeddings - pad_token_id - 1 tokens (RoBERTa: 514 positions, 512 tokens)
+OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "roberta-prelayernorm", "data2vec-text", "xmod",
+                    "longformer", "mpnet", "ibert", "esm"}
+
+
+def describe_encoder(cfg: DictConfig, max_length: int) -> Encoder:
+    """The encoder's family and the length used: each encoder reads as far as it can, so a sweep may ask every
+    model for more than the shortest of them takes (lowered with one warning line). Called before any data
+    loads, it also fails fast when the pretrained model is not there."""
     if cfg.pretrained:
         config = _pretrained_config(cfg.pretrained)
-        if config.model_type != str(cfg.name):
-            log.warning("model.pretrained=%s is a %r model but model.name=%s", cfg.pretrained, config.model_type,
-                        cfg.name)
-        limit = config.max_position_embeddings
+        family = config.model_type
+        if str(cfg.name) != "auto" and family != str(cfg.name):
+            log.warning("model.pretrained=%s is a %r model but model.name=%s (model=auto names runs by the model's "
+                        "own type)", cfg.pretrained, family, cfg.name)
+            family = str(cfg.name)
+        limit = reads_tokens(config)
     else:
-        limit = POSITIONS[str(cfg.name)]
+        family, limit = str(cfg.name), POSITIONS[str(cfg.name)]
     if max_length <= limit:
-        return max_length
+        return Encoder(family, max_length)
     log.warning("data.max_length=%d is more than %s reads: using %d tokens", max_length,
                 cfg.pretrained or f"a {cfg.name} encoder", limit)
+    return Encoder(family, limit)
+
+
+def reads_tokens(config) -> int:
+    """How many tokens an encoder with this config reads."""
+    limit = getattr(config, "max_position_embeddings", None) or 512
+    if config.model_type in OFFSET_POSITIONS:
+        limit -= (config.pad_token_id or 0) + 1
     return limit
 
 
@@ -221,32 +260,67 @@ def _unreachable(pretrained: str, err: Exception) -> ModelError:
                       "or try the offline preset experiment=smoke")
 
 
-def build_classifier(cfg: DictConfig, tokenizer: PreTrainedTokenizerFast,
+def build_classifier(cfg: DictConfig, tokenizer: PreTrainedTokenizerFast, classes: Sequence[str],
                      device: torch.device = torch.device("cpu")) -> nn.Module:
-    """The model the config asks for: pretrained when `pretrained` is set, else from scratch; with the shared head
-    or the family's native one. Either maps (input_ids, attention_mask) to two logits and can `save` itself."""
+    """The model the config asks for, with one output per class: pretrained when `pretrained` is set, else from
+    scratch; with the shared head or the family's native one. Either maps (input_ids, attention_mask[,
+    token_type_ids]) to class logits and can `save` itself."""
     attention = resolve_attention(str(cfg.attn_implementation), device)
     build = partial(load_encoder, cfg.pretrained, attention) if cfg.pretrained \
         else partial(scratch_encoder, cfg.name, cfg.scratch, tokenizer, attention)
     if cfg.head == "native":
-        model = NativeClassifier(build(auto=AutoModelForSequenceClassification, **_native_head(cfg)))
+        model = NativeClassifier(build(auto=AutoModelForSequenceClassification, **_native_head(cfg, classes)))
+        vocabulary = model.config.vocab_size
     else:
-        model = SequenceClassifier(build(), num_labels=2, pooling=str(cfg.pooling), dropout=cfg.dropout)
-    vocabulary = model.config.vocab_size if cfg.head == "native" else model.encoder.config.vocab_size
+        encoder = build()
+        vocabulary = encoder.config.vocab_size
     if vocabulary < len(tokenizer):
         raise ModelError(f"model.pretrained={cfg.pretrained!r}: its tokenizer has {len(tokenizer)} tokens but the "
                          f"encoder only {vocabulary} embeddings")
-    return model
+    if tokenizer.pad_token_id is None:
+        raise ModelError(f"model.pretrained={cfg.pretrained!r}: its tokenizer has no padding token; bertcmp batches "
+                         "texts of different lengths and needs one (is it an encoder?)")
+    if cfg.head == "native":
+        return model
+    return SequenceClassifier(encoder, num_labels=len(classes), pooling=str(cfg.pooling), dropout=cfg.dropout,
+                              cls_last=cls_is_last(tokenizer))
 
 
-def _native_head(cfg: DictConfig) -> dict:
-    """The config of the family's own two-class head."""
-    if str(cfg.name) == "modernbert":
-        return {"num_labels": 2, "classifier_pooling": str(cfg.pooling)}
+def cls_is_last(tokenizer: PreTrainedTokenizerFast) -> bool:
+    """Whether the tokenizer puts its [CLS] token last (XLNet) rather than first (BERT, RoBERTa, ...)."""
+    ids = tokenizer("a")["input_ids"]
+    return tokenizer.cls_token_id is not None and ids[-1] == tokenizer.cls_token_id and ids[0] != tokenizer.cls_token_id
+
+
+def _native_head(cfg: DictConfig, classes: Sequence[str]) -> dict:
+    """The config of the family's own head, one output per class, the classes named as transformers does."""
+    labels = {"num_labels": len(classes), "id2label": dict(enumerate(classes)),
+              "label2id": {name: i for i, name in enumerate(classes)}}
+    if _family_of(cfg) == "modernbert":
+        return {**labels, "classifier_pooling": str(cfg.pooling)}
     if cfg.pooling != "cls":
-        raise ConfigError(f"model.pooling={cfg.pooling} with model.head=native: BERT's own head reads [CLS] through "
-                          "its pooler; use model.pooling=cls, or model.head=shared for mean pooling")
-    return {"num_labels": 2}
+        raise ConfigError(f"model.pooling={cfg.pooling} with model.head=native: this family's own head reads the "
+                          "[CLS] token (only ModernBERT's can average); use model.pooling=cls, or model.head=shared "
+                          "for mean pooling")
+    return labels
+
+
+def _family_of(cfg: DictConfig) -> str:
+    return _pretrained_config(cfg.pretrained).model_type if cfg.pretrained else str(cfg.name)
+
+
+def load_trained(directory: Path, head: str, pooling: str, num_labels: int) -> nn.Module:
+    """A classifier as a run's checkpoint/ holds it (what `save` wrote), in eval mode on the CPU."""
+    if head == "native":
+        model: nn.Module = NativeClassifier(AutoModelForSequenceClassification.from_pretrained(directory))
+    else:
+        from safetensors.torch import load_file
+
+        encoder = AutoModel.from_config(AutoConfig.from_pretrained(directory), attn_implementation="sdpa")
+        model = SequenceClassifier(encoder, num_labels=num_labels, pooling=pooling,
+                                   cls_last=cls_is_last(AutoTokenizer.from_pretrained(directory)))
+        model.load_state_dict(load_file(str(Path(directory) / "model.safetensors")))
+    return model.eval()
 
 
 def count_parameters(model: nn.Module) -> int:

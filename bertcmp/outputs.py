@@ -3,8 +3,10 @@ so an interrupted run leaves the previous complete version or nothing, never a t
 
     metrics.json          status, best epoch, valid / test metrics, speed, size (read by bertcmp.compare)
     history.jsonl         one line per epoch
-    test_predictions.csv  index,label,pred,prob_pos,n_tokens for every test item
-    checkpoint/           the best weights (model.safetensors), the config and the tokenizer
+    test_predictions.csv  index,label,pred,prob_pos,n_tokens for every test item (more than two classes:
+                          label and pred as class names, and prob_<class> for each class)
+    checkpoint/           the best weights (model.safetensors), the config, the tokenizer, and bertcmp.json
+                          (the classes and how texts were tokenized: what bertcmp.predict needs)
     resume/state.pt       while training: the last finished epoch's full state; removed once the run completes
 """
 
@@ -16,7 +18,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -24,6 +26,7 @@ METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.jsonl"
 PREDICTIONS_FILE = "test_predictions.csv"
 CHECKPOINT_DIR = "checkpoint"
+CHECKPOINT_SETTINGS = "bertcmp.json"
 RESUME_DIR = "resume"
 
 
@@ -44,16 +47,27 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
     write_text(path, "".join(json.dumps(row, default=_plain) + "\n" for row in rows))
 
 
-def write_predictions(path: Path, index: np.ndarray, labels: np.ndarray, preds: np.ndarray, prob_pos: np.ndarray,
-                      n_tokens: Optional[np.ndarray] = None) -> None:
+def probability_columns(classes: Sequence[str]) -> list[str]:
+    """The names of the class-probability columns: prob_pos for two classes (the positive one's), else
+    prob_<class> for each class."""
+    return ["prob_pos"] if len(classes) == 2 else [f"prob_{name}" for name in classes]
+
+
+def write_predictions(path: Path, index: np.ndarray, labels: np.ndarray, preds: np.ndarray, probs: np.ndarray,
+                      classes: Sequence[str], n_tokens: Optional[np.ndarray] = None) -> None:
     """One row per test item, sorted by its row id so two runs' files line up line by line; `n_tokens` is each
-    text's whole length in tokens, before truncation."""
+    text's whole length in tokens, before truncation. Two classes: label and pred as the class ids 0 / 1 and the
+    positive class's probability; more: label and pred as class names and every class's probability."""
+    binary = len(classes) == 2
+    shown = (lambda c: int(c)) if binary else (lambda c: classes[c])
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["index", "label", "pred", "prob_pos", *(["n_tokens"] if n_tokens is not None else [])])
+    writer.writerow(["index", "label", "pred", *probability_columns(classes),
+                     *(["n_tokens"] if n_tokens is not None else [])])
     for i in np.argsort(index, kind="stable"):
+        p = probs[i, 1:] if binary else probs[i]
         extra = [int(n_tokens[i])] if n_tokens is not None else []
-        writer.writerow([int(index[i]), int(labels[i]), int(preds[i]), f"{float(prob_pos[i]):.6f}", *extra])
+        writer.writerow([int(index[i]), shown(labels[i]), shown(preds[i]), *(f"{float(x):.6f}" for x in p), *extra])
     write_text(path, buffer.getvalue())
 
 

@@ -3,6 +3,7 @@ metric against training throughput."""
 
 from __future__ import annotations
 
+import zlib
 from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
@@ -15,10 +16,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 from bertcmp.runs import Run  # noqa: E402
 
 COLORS = {"bert": "tab:blue", "modernbert": "tab:orange"}
+OTHER_COLORS = ["tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"]
 
 
 def _color(model: str) -> str:
-    return COLORS.get(model, "tab:gray")
+    """The same colour for a family in every figure and every report."""
+    return COLORS.get(model) or OTHER_COLORS[zlib.crc32(model.encode()) % len(OTHER_COLORS)]
 
 
 def learning_curves(runs: Sequence[Run], shared: Sequence[str], path: Path) -> None:
@@ -62,14 +65,18 @@ def metric_vs_throughput(runs: Sequence[Run], metric: str, path: Path) -> None:
     _save(fig, path, legend_on=ax)
 
 
-def accuracy_by_length(rows: Sequence[dict], path: Path) -> None:
-    """The head-to-head's two runs: accuracy in each quarter of the test items by length."""
+def accuracy_by_length(head_to_heads: Sequence, path: Path) -> None:
+    """The head-to-heads' runs: accuracy in each quarter of the test items by length (in the leader's tokens)."""
     fig, ax = plt.subplots(figsize=(6, 4))
+    pairs = [h for h in head_to_heads if h.by_length]
+    rows = pairs[0].by_length
     quarters = range(len(rows))
-    for key, model in (("a", "modernbert"), ("b", "bert")):
-        ax.plot(quarters, [r[key] for r in rows], marker="o", color=_color(model), label=model)
+    lines = [(pairs[0].model_a, pairs[0].family_a, [r["a"] for r in rows])]
+    lines += [(h.model_b, h.family_b, [r["b"] for r in h.by_length]) for h in pairs]
+    for model, family, accuracies in lines:
+        ax.plot(quarters, accuracies, marker="o", color=_color(model), label=family)
     ax.set_xticks(list(quarters), [f"{r['tokens']}\n({r['items']} items)" for r in rows], fontsize=8)
-    ax.set(xlabel="ModernBERT tokens per text (quarters of the test items)", ylabel="test accuracy",
+    ax.set(xlabel=f"{pairs[0].family_a} tokens per text (quarters of the test items)", ylabel="test accuracy",
            title="Accuracy by text length")
     _save(fig, path, legend_on=ax)
 

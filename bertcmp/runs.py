@@ -19,8 +19,8 @@ from omegaconf import OmegaConf
 from bertcmp.outputs import HISTORY_FILE, METRICS_FILE, PREDICTIONS_FILE, read_json
 
 # the keys of the data config that decide which items land in the test split
-TEST_ITEMS_KEYS = ("name", "source", "text_column", "label_column", "split", "split_seed", "valid_size",
-                   "test_size", "dedup", "num_examples")
+TEST_ITEMS_KEYS = ("name", "source", "synthetic", "text_column", "text_pair_column", "label_column", "split",
+                   "split_seed", "valid_size", "test_size", "dedup", "num_examples")
 NOT_COMPUTED = ("logger", "cache_dir")       # how a run is tracked and where it caches, not what it computes
 NOT_CONFIGURATION = ("seed", *NOT_COMPUTED)  # runs that differ only in these are one configuration
 
@@ -48,9 +48,8 @@ def is_glob(path: str) -> bool:
 @dataclass
 class Predictions:
     index: np.ndarray
-    label: np.ndarray
+    label: np.ndarray  # class ids
     pred: np.ndarray
-    prob_pos: np.ndarray
     n_tokens: Optional[np.ndarray] = None  # each text's whole length (runs of bertcmp 0.1 did not write it)
 
 
@@ -66,6 +65,11 @@ class Run:
     @property
     def model(self) -> str:
         return str(self.metrics.get("model") or self.config.get("model", {}).get("name", "?"))
+
+    @property
+    def classes(self) -> list[str]:
+        """The task's class names (runs of bertcmp 0.1 did not record them: those were binary)."""
+        return list(self.metrics.get("classes") or ["0", "1"])
 
     @property
     def seed(self) -> Any:
@@ -192,14 +196,21 @@ def _read_predictions(path: Path, metrics: dict) -> tuple[Optional[Predictions],
     """The predictions, if they are what the run's metrics say they are; else None and why."""
     if not path.is_file():
         return None, f"{path}: missing; this run is compared by its accuracies only"
+    classes = list(metrics.get("classes") or ["0", "1"])
+    # two classes are written as their ids, more as their names
+    names = {name: i for i, name in enumerate(classes)}
+    class_id = (lambda v: int(float(v))) if len(classes) == 2 else names.__getitem__
     try:
         with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
-        columns = {k: np.array([float(r[k]) for r in rows]) for k in ("index", "label", "pred", "prob_pos")}
+        index = np.array([int(r["index"]) for r in rows], dtype=np.int64)
+        label = np.array([class_id(r["label"]) for r in rows], dtype=np.int64)
+        pred = np.array([class_id(r["pred"]) for r in rows], dtype=np.int64)
     except (KeyError, ValueError, TypeError) as err:
-        return None, f"{path}: unreadable ({type(err).__name__}: {err}); expected columns index,label,pred,prob_pos"
+        return None, (f"{path}: unreadable ({type(err).__name__}: {err}); expected columns index,label,pred with the "
+                      f"classes of its metrics.json")
     expected = metrics.get("data", {}).get("test")
-    accuracy = float((columns["label"] == columns["pred"]).mean()) if rows else float("nan")
+    accuracy = float((label == pred).mean()) if rows else float("nan")
     if expected is not None and len(rows) != expected:
         return None, f"{path}: {len(rows)} rows but the run's test split has {expected} items; not used"
     recorded = metrics.get("test", {}).get("accuracy")
@@ -211,5 +222,4 @@ def _read_predictions(path: Path, metrics: dict) -> tuple[Optional[Predictions],
             n_tokens = np.array([int(r["n_tokens"]) for r in rows], dtype=np.int64)
         except (TypeError, ValueError) as err:
             return None, f"{path}: unreadable n_tokens ({type(err).__name__}: {err}); not used"
-    return Predictions(index=columns["index"].astype(np.int64), label=columns["label"].astype(np.int64),
-                       pred=columns["pred"].astype(np.int64), prob_pos=columns["prob_pos"], n_tokens=n_tokens), None
+    return Predictions(index=index, label=label, pred=pred, n_tokens=n_tokens), None

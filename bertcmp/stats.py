@@ -4,14 +4,14 @@ intervals over seeds."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from functools import partial
+from typing import Optional, Sequence
 
 import numpy as np
 from scipy import stats
 
 from bertcmp import metrics
 
-SCORES = {"accuracy": metrics.accuracy, "f1": metrics.f1}  # what the paired bootstrap can compare
 
 
 def mcnemar_exact(label: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> tuple[int, int, float]:
@@ -24,10 +24,13 @@ def mcnemar_exact(label: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> 
 
 
 def paired_bootstrap(label: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, metric: str = "accuracy",
-                     resamples: int = 10_000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
-    """metric(A) - metric(B) on the test items, and its percentile interval from resampling the items
-    (the same resampled items for both, which is what makes it paired)."""
-    score = SCORES[metric]
+                     resamples: int = 10_000, seed: int = 0, level: float = 0.95,
+                     num_classes: Optional[int] = None) -> tuple[float, float, float, float]:
+    """metric(A) - metric(B) on the test items, its percentile interval from resampling the items (the same
+    resampled items for both, which is what makes it paired), and a two-sided p-value: twice the share of
+    resamples on the far side of 0."""
+    score = partial(metrics.SCORES[metric], num_classes=num_classes)
+
     rng = np.random.default_rng(seed)
     n = len(label)
     observed = score(label, pred_a) - score(label, pred_b)
@@ -38,7 +41,19 @@ def paired_bootstrap(label: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, 
         diffs[start:start + len(idx)] = score(label[idx], pred_a[idx]) - score(label[idx], pred_b[idx])
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(diffs, [tail, 100 - tail])
-    return float(observed), float(low), float(high)
+    p_value = min(1.0, 2 * min((diffs <= 0).mean(), (diffs >= 0).mean()))
+    return float(observed), float(low), float(high), float(p_value)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment: the p-values of several comparisons made at once, each raised so that the
+    chance of any false "better" among them stays at the chosen level."""
+    order = np.argsort(p_values, kind="stable")
+    adjusted, running = [0.0] * len(p_values), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 @dataclass
@@ -49,6 +64,7 @@ class SeedDifference:
     paired: bool
     n_a: int
     n_b: int
+    p_value: float  # two-sided, of the t test behind the interval
 
 
 def seed_difference(a: dict, b: dict, level: float = 0.95) -> Optional[SeedDifference]:
@@ -68,4 +84,5 @@ def seed_difference(a: dict, b: dict, level: float = 0.95) -> Optional[SeedDiffe
         dof = (va + vb) ** 2 / (va ** 2 / (len(xa) - 1) + vb ** 2 / (len(xb) - 1)) if va + vb > 0 else 1
         paired = False
     half = float(stats.t.ppf(0.5 + level / 2, dof) * se) if se > 0 else 0.0
-    return SeedDifference(float(mean), float(mean - half), float(mean + half), paired, len(a), len(b))
+    p_value = float(2 * stats.t.sf(abs(mean) / se, dof)) if se > 0 else float(mean == 0)
+    return SeedDifference(float(mean), float(mean - half), float(mean + half), paired, len(a), len(b), p_value)

@@ -1,5 +1,6 @@
-"""The training loop: any model that maps (input_ids, attention_mask) to class logits, any batches of
-{input_ids, attention_mask, labels}. It knows neither the data set nor the encoder.
+"""The training loop: any model that maps a batch's inputs (input_ids, attention_mask and, for pairs,
+token_type_ids) to class logits, any batches of those and `labels`. It knows neither the data set nor the
+encoder.
 
     progress = fit(model, train_loader, valid_loader, cfg.trainer, device, dtype)
 
@@ -29,7 +30,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from bertcmp.errors import ConfigError, TrainingError
-from bertcmp.metrics import precision_recall_f1
+from bertcmp import metrics
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +40,21 @@ StepHook = Callable[[int, float, float], None]  # (global step, train loss, lear
 @dataclass
 class Evaluation:
     loss: float
-    accuracy: float
-    f1: float
-    precision: float
-    recall: float
-    labels: np.ndarray = field(repr=False)
+    labels: np.ndarray = field(repr=False)  # class ids
     preds: np.ndarray = field(repr=False)
-    prob_pos: np.ndarray = field(repr=False)
+    probs: np.ndarray = field(repr=False)   # (items, classes)
     seconds: float = 0.0       # the whole pass: batches, forward and read-back, without gradients
     tokens: int = 0            # real tokens, padding excluded
 
-    def metrics(self) -> dict[str, float]:
-        return {"accuracy": self.accuracy, "loss": self.loss, "f1": self.f1, "precision": self.precision,
-                "recall": self.recall}
+    @property
+    def accuracy(self) -> float:
+        return float(metrics.accuracy(self.labels, self.preds))
+
+    def scores(self, classes: Optional[list[str]] = None) -> dict:
+        """The loss and every score of metrics.scores, the classes named by `classes` (default: their ids)."""
+        names = classes or [str(i) for i in range(self.probs.shape[1])]
+        scores = metrics.scores(self.labels, self.preds, names)
+        return {"accuracy": scores.pop("accuracy"), "loss": self.loss, **scores}
 
     def speed(self) -> dict[str, float]:
         """Inference throughput of this pass."""
@@ -68,7 +71,9 @@ class ValidationRecord:
     train_accuracy: float
     valid_loss: float
     valid_accuracy: float
-    valid_f1: float
+    valid_f1: Optional[float]  # the positive class's, for two classes; None for more
+    valid_macro_f1: float
+    valid_mcc: float
     lr: float
     seconds: float
     train_seconds: float
@@ -198,35 +203,56 @@ def _progress(loader: DataLoader, desc: str) -> Iterator:
 # ---------------------------------------------------------------------------------------------- loops
 
 
-@torch.no_grad()
+@torch.no_grad()  # on a generator, torch turns gradients off around each step of it
+def _forward(model: nn.Module, loader: DataLoader, device: torch.device, dtype: Optional[torch.dtype],
+             desc: str) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
+    """Each batch (on the device; `item` stays on the CPU) with its fp32 logits, the model in eval mode."""
+    model.eval()
+    for batch in _progress(loader, desc):
+        batch = {**_to(batch, device), **({"item": batch["item"]} if "item" in batch else {})}
+        with _autocast(device, dtype):
+            logits = model(**_inputs(batch))
+        yield batch, logits.float()
+
+
+def _in_item_order(items: list[torch.Tensor], *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The arrays put back in the order of the items' positions, when the batches carried them."""
+    if not items:
+        return arrays
+    back = np.argsort(torch.cat(items).numpy(), kind="stable")
+    return tuple(a[back] for a in arrays)
+
+
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device,
              dtype: Optional[torch.dtype] = None) -> Evaluation:
-    """Loss, accuracy and positive-class F1 / precision / recall, with every item's prediction: in the order
-    of the batches' `item` positions when they carry them (length-sorted batches), else in loader order."""
-    model.eval()
+    """Loss and every item's class probabilities and prediction: in the order of the batches' `item` positions
+    when they carry them (length-sorted batches), else in loader order."""
     started = time.perf_counter()
     total_loss, labels, probs, items, tokens = 0.0, [], [], [], 0
-    for batch in _progress(loader, "eval"):
-        if "item" in batch:
-            items.append(batch["item"])
+    for batch, logits in _forward(model, loader, device, dtype, "eval"):
+        items += [batch["item"]] if "item" in batch else []
         tokens += int(batch["attention_mask"].sum())
-        batch = _to(batch, device)
-        with _autocast(device, dtype):
-            logits = model(batch["input_ids"], batch["attention_mask"])
-        logits = logits.float()
         total_loss += F.cross_entropy(logits, batch["labels"], reduction="sum").item()
-        probs.append(logits.softmax(-1)[:, 1].cpu())
+        probs.append(logits.softmax(-1).cpu())
         labels.append(batch["labels"].cpu())
-    y = torch.cat(labels).numpy()
-    prob_pos = torch.cat(probs).numpy()  # on the CPU: the pass has finished on the device
-    seconds = time.perf_counter() - started
-    if items:
-        back = np.argsort(torch.cat(items).numpy(), kind="stable")
-        y, prob_pos = y[back], prob_pos[back]
-    pred = (prob_pos > 0.5).astype(np.int64)
-    precision, recall, f1 = map(float, precision_recall_f1(y, pred))
-    return Evaluation(loss=total_loss / len(y), accuracy=float((pred == y).mean()), f1=f1, precision=precision,
-                      recall=recall, labels=y, preds=pred, prob_pos=prob_pos, seconds=seconds, tokens=tokens)
+    y, p = _in_item_order(items, torch.cat(labels).numpy(), torch.cat(probs).numpy())
+    seconds = time.perf_counter() - started  # the pass has finished on the device: its results are on the CPU
+    return Evaluation(loss=total_loss / len(y), labels=y, preds=p.argmax(-1), probs=p, seconds=seconds, tokens=tokens)
+
+
+def predict_probs(model: nn.Module, loader: DataLoader, device: torch.device,
+                  dtype: Optional[torch.dtype] = None) -> np.ndarray:
+    """Every item's class probabilities, (items, classes), in item order: what a trained model says of new texts."""
+    items, probs = [], []
+    for batch, logits in _forward(model, loader, device, dtype, "predict"):
+        items += [batch["item"]] if "item" in batch else []
+        probs.append(logits.softmax(-1).cpu())
+    return _in_item_order(items, torch.cat(probs).numpy())[0]
+
+
+def _inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What the model reads: input_ids, attention_mask and, for pairs, token_type_ids."""
+    return {k: v for k, v in batch.items() if k not in ("labels", "item")}
 
 
 def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cfg: DictConfig,
@@ -276,7 +302,7 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
                 batch = _to(batch, device)
                 n = len(batch["labels"])
                 with _autocast(device, dtype):
-                    logits = model(batch["input_ids"], batch["attention_mask"])
+                    logits = model(**_inputs(batch))
                 loss = F.cross_entropy(logits.float(), batch["labels"]) * (n / window_examples)
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
@@ -342,14 +368,14 @@ def _validate(model: nn.Module, valid_loader: DataLoader, device: torch.device, 
     """Score the validation set, record it with the training counted `since` the previous one, keep the best
     weights, and decide on early stopping."""
     train_seconds = time.perf_counter() - since.started
-    valid = evaluate(model, valid_loader, device, dtype)
+    valid = evaluate(model, valid_loader, device, dtype).scores()
     progress.history.append(ValidationRecord(
         epoch=epochs_done, step=progress.step, train_loss=since.loss_sum / since.examples,
-        train_accuracy=since.correct / since.examples, valid_loss=valid.loss, valid_accuracy=valid.accuracy,
-        valid_f1=valid.f1, lr=since.lr, seconds=time.perf_counter() - since.started, train_seconds=train_seconds,
+        train_accuracy=since.correct / since.examples, valid_loss=valid["loss"], valid_accuracy=valid["accuracy"],
+        valid_f1=valid.get("f1"), valid_macro_f1=valid["macro_f1"], valid_mcc=valid["mcc"], lr=since.lr, seconds=time.perf_counter() - since.started, train_seconds=train_seconds,
         examples=since.examples, tokens=since.tokens, padded_tokens=since.padded))
-    if valid.accuracy > progress.best_accuracy:
-        progress.best_index, progress.best_accuracy = len(progress.history) - 1, valid.accuracy
+    if valid["accuracy"] > progress.best_accuracy:
+        progress.best_index, progress.best_accuracy = len(progress.history) - 1, valid["accuracy"]
         progress.best_weights = _snapshot(model.state_dict())
     elif cfg.patience is not None and len(progress.history) - 1 - progress.best_index >= cfg.patience:
         progress.stopped = "patience"

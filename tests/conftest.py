@@ -47,6 +47,50 @@ def save_tiny_pretrained(family: str, directory: Path, texts: list[str]) -> Path
     return directory
 
 
+def save_tiny_other(kind: str, directory: Path, texts: list[str]) -> Path:
+    """A tiny random RoBERTa (byte-level BPE, <s> ... </s>, 2 position ids offset by the padding index, no
+    token_type_ids) or DistilBERT (WordPiece, no token_type_ids), each with its own tokenizer class."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import (AutoModel, DistilBertConfig, DistilBertTokenizerFast, RobertaConfig,
+                              RobertaTokenizerFast)
+
+    if kind == "roberta":
+        specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+        tok = Tokenizer(models.BPE(unk_token="<unk>"))
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=300, special_tokens=specials,
+                                                           initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+        tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+        tokenizer = RobertaTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+                                         cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
+        config = RobertaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=64, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                               max_position_embeddings=514)  # as roberta-base: 512 tokens after the offset
+    else:
+        from bertcmp.model import train_tokenizer
+
+        wordpiece = train_tokenizer("bert", texts, 300)
+        tokenizer = DistilBertTokenizerFast(tokenizer_object=wordpiece.backend_tokenizer, unk_token="[UNK]",
+                                            sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]",
+                                            mask_token="[MASK]")
+        config = DistilBertConfig(vocab_size=len(tokenizer), dim=32, n_layers=1, n_heads=2, hidden_dim=64,
+                                  pad_token_id=tokenizer.pad_token_id)
+    AutoModel.from_config(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta_dir(tmp_path_factory, reviews) -> Path:
+    return save_tiny_other("roberta", tmp_path_factory.mktemp("tiny-roberta"), reviews["text"])
+
+
+@pytest.fixture(scope="session")
+def tiny_distilbert_dir(tmp_path_factory, reviews) -> Path:
+    return save_tiny_other("distilbert", tmp_path_factory.mktemp("tiny-distilbert"), reviews["text"])
+
+
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory, reviews) -> Path:
     return save_tiny_pretrained("bert", tmp_path_factory.mktemp("tiny-bert"), reviews["text"])

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 
 from bertcmp.app import Job, run_job
 from conftest import compose_config
@@ -148,3 +149,103 @@ def test_a_native_heads_checkpoint_is_a_transformers_model(tmp_path):
     rows = [line.split(",") for line in (job.dir / "test_predictions.csv").read_text().splitlines()[1:]]
     recorded = {int(r[0]): float(r[3]) for r in rows}
     assert [recorded[i] for i in column(test, "index")] == pytest.approx(prob_pos.tolist(), abs=2e-6)
+
+
+def predictions_table(job: Job) -> list[dict]:
+    import csv
+
+    with open(job.dir / "test_predictions.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_four_class_task_with_string_labels(tmp_path):
+    cfg, job = new_job(tmp_path, *TINY, "data=topics", "data.num_examples=1000", "trainer.epochs=3")
+    run_job(cfg, job)
+    metrics = recorded(job)
+    names = ["business", "science", "sports", "world"]
+    assert metrics["status"] == "completed" and metrics["classes"] == names
+    test = metrics["test"]
+    assert list(test["per_class"]) == names and sum(c["support"] for c in test["per_class"].values()) == 100
+    assert test["accuracy"] > 0.5 and -1 <= test["mcc"] <= 1 and 0 < test["macro_f1"] <= 1
+    assert "f1" not in test and {"macro_f1", "mcc"} <= set(metrics["valid"])  # f1 is the binary positive class's
+    history = [json.loads(line) for line in (job.dir / "history.jsonl").read_text().splitlines()]
+    assert all(h["valid_f1"] is None and 0 < h["valid_macro_f1"] <= 1 for h in history)
+    rows = predictions_table(job)
+    assert list(rows[0]) == ["index", "label", "pred", *(f"prob_{n}" for n in names), "n_tokens"]
+    assert {r["label"] for r in rows} == set(names)
+    assert all(abs(sum(float(r[f"prob_{n}"]) for n in names) - 1) < 1e-5 for r in rows)
+    correct = sum(r["label"] == r["pred"] for r in rows)
+    assert correct / len(rows) == test["accuracy"]
+
+
+def write_pairs(path, n: int = 400) -> str:
+    """A paraphrase-like pair task in jsonl: is the second text about the same topic as the first?"""
+    from bertcmp.synthetic import make_topics
+
+    topics = make_topics(2 * n, seed=3)
+    lines = []
+    for i in range(n):
+        a, b = 2 * i, 2 * i + 1 if i % 2 else 2 * i
+        second = topics["text"][b] if i % 2 else " ".join(reversed(topics["text"][a].split(". ")))
+        same = topics["label"][a] == topics["label"][b]
+        lines.append(json.dumps({"sentence1": topics["text"][a], "sentence2": second,
+                                 "label": "same" if same else "different"}))
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_a_pair_task(tmp_path):
+    source = write_pairs(tmp_path / "pairs.jsonl")
+    cfg, job = new_job(tmp_path, *TINY, "data=imdb", f"data.source={source}", "data.name=pairs",
+                       "data.text_column=sentence1", "data.text_pair_column=sentence2", "data.valid_size=0.1",
+                       "data.test_size=0.1", "data.max_length=96")
+    run_job(cfg, job)
+    metrics = recorded(job)
+    assert metrics["status"] == "completed" and metrics["classes"] == ["different", "same"]
+    assert metrics["test"]["accuracy"] > 0.6  # the pair is read together: one text alone cannot tell
+    settings = json.loads((job.dir / "checkpoint" / "bertcmp.json").read_text())
+    assert settings["text_pair_column"] == "sentence2" and settings["max_length"] == 96
+
+
+@pytest.mark.parametrize("kind", ["roberta", "distilbert"])
+def test_model_auto_runs_any_encoder_and_names_it_by_family(request, tmp_path, kind):
+    directory = request.getfixturevalue(f"tiny_{kind}_dir")
+    cfg, job = new_job(tmp_path, *TINY, "model=auto", f"model.pretrained={directory}", "data.max_length=600")
+    run_job(cfg, job)
+    metrics = recorded(job)
+    assert metrics["status"] == "completed" and metrics["model"] == kind
+    assert metrics["data"]["max_length"] == 512 and job.name == kind  # RoBERTa: 514 positions, 512 tokens
+
+
+def test_model_auto_without_a_model_is_one_line(tmp_path, caplog):
+    cfg, job = new_job(tmp_path, *TINY, "model=auto")
+    with pytest.raises(SystemExit):
+        run_job(cfg, job)
+    assert "model=auto needs model.pretrained=<a Hub id or a local directory>" in caplog.text
+    assert recorded(job)["status"] == "failed"
+
+
+def test_three_families_compared(tmp_path, tiny_roberta_dir, capsys):
+    """BERT, ModernBERT and RoBERTa on one task, compared as a sweep would be: a ranking and two head-to-heads."""
+    from bertcmp.compare import build_report, print_report
+
+    sweep = tmp_path / "sweep"
+    for num, model in enumerate(["model=bert", "model=modernbert", f"model=auto model.pretrained={tiny_roberta_dir}"]):
+        overrides = (*TINY, "data=topics", *model.split())
+        cfg = make_cfg(*overrides)
+        job = Job.create(cfg, sweep / f"{num}_run", overrides, num=num, multirun=True)
+        job.dir.mkdir(parents=True)
+        run_job(cfg, job)
+        (job.dir / ".hydra").mkdir()
+        (job.dir / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    report = build_report([str(sweep)])
+    assert sorted(s.family for s in report.ranking) == ["bert", "modernbert", "roberta"]
+    accuracies = [s.valid_accuracy for s in report.ranking]
+    assert accuracies == sorted(accuracies, reverse=True)
+    assert len(report.head_to_heads) == 2 and all(h.paired_items for h in report.head_to_heads)
+    leader = report.head_to_heads[0].family_a
+    assert {h.family_b for h in report.head_to_heads} | {leader} == {"BERT", "ModernBERT", "RoBERTa"}
+    assert all(h.comparisons == 2 and h.adjusted_p >= h.p_value for h in report.head_to_heads)
+    print_report(report)
+    printed = capsys.readouterr().out
+    assert "families by their best configuration on validation" in printed and "Holm-adjusted p" in printed

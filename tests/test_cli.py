@@ -105,7 +105,7 @@ def test_local_model_and_local_data(tmp_path, tiny_modernbert_dir):
 def test_help_shows_groups_keys_and_examples(tmp_path):
     result = run_cli("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for text in ("model: bert, modernbert", "data: imdb, synthetic", "experiment: batch_sweep, long_context, lr_sweep, modern_recipe, smoke",
+    for text in ("model: auto, bert, modernbert", "data: imdb, synthetic, topics", "experiment: batch_sweep, long_context, lr_sweep, modern_recipe, smoke",
                  "hydra/launcher=joblib", "trainer.lr",
                  "python -m bertcmp -m experiment=smoke model=bert,modernbert"):
         assert text in result.stdout
@@ -140,6 +140,6 @@ def test_sweep_ends_with_the_comparison(smoke_sweep):
     for png in ("learning_curves.png", "accuracy_vs_lr.png", "accuracy_vs_throughput.png"):
         image = matplotlib.image.imread(report / png)  # a valid PNG, not just a file
         assert image.shape[0] > 100 and image.shape[1] > 100
-    sentence = json.loads((report / "comparison.json").read_text())["head_to_head"]["sentence"]
+    sentence = json.loads((report / "comparison.json").read_text())["head_to_heads"][0]["sentence"]
     assert sentence in result.stdout and sentence in (report / "report.md").read_text()
     assert "2 completed, 0 not completed" in result.stdout

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from bertcmp.compare import build_report, main
+from bertcmp.metrics import scores
 from bertcmp.stats import mcnemar_exact, paired_bootstrap, seed_difference
 
 N = 2000
@@ -69,12 +70,13 @@ def test_paired_bootstrap_agrees_with_the_normal_interval():
     label = labels()
     a = predictions(label, np.arange(0, 150))
     b = predictions(label, np.arange(100, 300))
-    diff, low, high = paired_bootstrap(label, a, b)
+    diff, low, high, p_value = paired_bootstrap(label, a, b)
     assert diff == pytest.approx(((a == label).mean() - (b == label).mean()))
     d = (a == label).astype(float) - (b == label).astype(float)
     half = 1.96 * d.std(ddof=1) / math.sqrt(N)
     assert low == pytest.approx(diff - half, abs=0.003) and high == pytest.approx(diff + half, abs=0.003)
-    assert paired_bootstrap(label, a, b) == (diff, low, high)  # seeded: the same interval every time
+    assert paired_bootstrap(label, a, b) == (diff, low, high, p_value)  # seeded: the same interval every time
+    assert p_value < 0.05 and low > 0 or p_value >= 0.05 and low <= 0
 
 
 def test_seed_difference_t_interval():
@@ -112,7 +114,7 @@ def test_mixed_sweeps_are_compared_head_to_head(two_sweeps, capsys):
     assert rows["modernbert"]["test.accuracy_std"] == pytest.approx(np.std(modern_acc, ddof=1))
     assert rows["bert"]["inference.examples_per_s"] == pytest.approx(41.0)  # seeds 0, 1, 2
     assert "infer ex/s" in printed and "inference.examples_per_s_mean" in (out / "summary.csv").read_text()
-    h = summary["head_to_head"]
+    h = summary["head_to_heads"][0]
     assert h["paired_items"] and h["p_value"] < 0.001 and h["low"] > 0
     assert h["seeds"]["paired"] and h["seeds"]["n_a"] == 3
     assert h["seeds"]["mean"] == pytest.approx(np.mean(modern_acc) - np.mean(bert_acc))
@@ -165,7 +167,7 @@ def test_single_runs_conclude_from_the_items(tmp_path):
     label = labels()
     make_run(tmp_path / "s" / "0_bert", "bert", 0, predictions(label, np.arange(100, 200)), label)
     make_run(tmp_path / "s" / "1_modernbert", "modernbert", 0, predictions(label, np.arange(0, 95)), label)
-    h = build_report([str(tmp_path / "s")]).head_to_head
+    h = build_report([str(tmp_path / "s")]).head_to_heads[0]
     assert h.paired_items and h.seeds is None and h.p_value > 0.05
     assert h.sentence.startswith("No significant difference between ModernBERT and BERT (+0.3 points, 95 % CI")
     assert h.sentence.endswith(f"McNemar p = {h.p_value:.3g}).")
@@ -176,7 +178,7 @@ def test_different_test_items_are_not_paired(tmp_path):
     make_run(tmp_path / "s" / "0_bert", "bert", 0, predictions(label, np.arange(100)), label, data_name="imdb")
     make_run(tmp_path / "s" / "1_modernbert", "modernbert", 0, predictions(label, np.arange(50)), label,
              data_name="synthetic")
-    h = build_report([str(tmp_path / "s")]).head_to_head
+    h = build_report([str(tmp_path / "s")]).head_to_heads[0]
     assert not h.paired_items and h.p_value is None
     assert "different data configs" in h.notes[0]
     assert h.difference == pytest.approx(50 / N)
@@ -221,7 +223,7 @@ def test_accuracy_by_length_quarters(tmp_path, capsys):
     make_run(tmp_path / "s" / "1_modernbert", "modernbert", 0, predictions(label, np.arange(100)), label,
              n_tokens=n_tokens)
     assert main([str(tmp_path / "s")]) == 0
-    rows = json.loads((tmp_path / "s" / "comparison" / "comparison.json").read_text())["head_to_head"]["by_length"]
+    rows = json.loads((tmp_path / "s" / "comparison" / "comparison.json").read_text())["head_to_heads"][0]["by_length"]
     assert rows == [{"tokens": "10-509", "items": 500, "a": 0.8, "b": 1.0},
                     {"tokens": "510-1009", "items": 500, "a": 1.0, "b": 1.0},
                     {"tokens": "1010-1509", "items": 500, "a": 1.0, "b": 1.0},
@@ -229,3 +231,48 @@ def test_accuracy_by_length_quarters(tmp_path, capsys):
     assert "  1510-2009 tokens (500 items): ModernBERT 1.0000, BERT 0.0000" in capsys.readouterr().out
     assert "| 10-509 | 500 | 0.8000 | 1.0000 |" in (tmp_path / "s" / "comparison" / "report.md").read_text()
     assert (tmp_path / "s" / "comparison" / "accuracy_by_length.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_three_families_rank_and_meet_the_best_with_holms_correction(tmp_path, capsys):
+    label = labels()
+    wrong = {"modernbert": np.arange(0, 100), "roberta": np.arange(60, 190), "bert": np.arange(50, 200)}
+    for num, (model, items) in enumerate(wrong.items()):
+        make_run(tmp_path / "s" / f"{num}_{model}", model, 0, predictions(label, items), label)
+    assert main([str(tmp_path / "s")]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((tmp_path / "s" / "comparison" / "comparison.json").read_text())
+    assert [s["family"] for s in summary["ranking"]] == ["modernbert", "roberta", "bert"]
+    pairs = summary["head_to_heads"]
+    assert [(h["family_a"], h["family_b"]) for h in pairs] == [("ModernBERT", "RoBERTa"), ("ModernBERT", "BERT")]
+    raw = [mcnemar_exact(label, predictions(label, wrong["modernbert"]), predictions(label, wrong[m]))[2]
+           for m in ("roberta", "bert")]
+    assert [h["p_value"] for h in pairs] == pytest.approx(raw)
+    low, high = sorted(raw)  # Holm: the smaller p times 2, the larger as it is (never below the first)
+    holm = {low: min(1, 2 * low), high: max(min(1, 2 * low), high)}
+    assert [h["adjusted_p"] for h in pairs] == pytest.approx([holm[p] for p in raw])
+    assert all(h["comparisons"] == 2 and "Holm-adjusted p" in h["sentence"] for h in pairs)
+    assert "  1. ModernBERT: valid accuracy 0.9500" in printed and "  3. BERT:" in printed
+    report = (tmp_path / "s" / "comparison" / "report.md").read_text()
+    assert "| 2 | RoBERTa | `model=roberta` | 1 |" in report and "## ModernBERT against BERT" in report
+
+
+def test_multi_class_runs_compare_by_item_and_by_macro_f1(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    names = ["a", "b", "c"]
+    label = rng.integers(0, 3, 600)
+    for num, (model, wrong) in enumerate((("bert", 150), ("modernbert", 60))):
+        pred = label.copy()
+        pred[:wrong] = (pred[:wrong] + 1) % 3
+        run = make_run(tmp_path / "s" / f"{num}_{model}", model, 0, pred, label)
+        metrics = json.loads((run / "metrics.json").read_text())
+        metrics["classes"], metrics["test"] = names, scores(label, pred, names)
+        (run / "metrics.json").write_text(json.dumps(metrics))
+        rows = ["index,label,pred,prob_a,prob_b,prob_c"] + [f"{i},{names[y]},{names[p]},0.2,0.3,0.5"
+                                                            for i, (y, p) in enumerate(zip(label, pred))]
+        (run / "test_predictions.csv").write_text("\n".join(rows) + "\n")
+    assert main([str(tmp_path / "s"), "--metric", "test.macro_f1"]) == 0
+    h = json.loads((tmp_path / "s" / "comparison" / "comparison.json").read_text())["head_to_heads"][0]
+    assert h["paired_items"] and h["only_a"] == 90 and h["only_b"] == 0 and h["low"] > 0
+    assert h["sentence"].startswith("ModernBERT is better than BERT by") and "points of test.macro_f1" in h["sentence"]
+    assert main([str(tmp_path / "s"), "--metric", "test.f1"]) == 2
+    assert "--metric test.f1 is the positive class's F1 of two-class tasks" in capsys.readouterr().err

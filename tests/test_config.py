@@ -73,7 +73,8 @@ def _own_keys(path: Path):
 
 
 def _leaves(node, prefix=""):
-    for key, value in node.items():
+    for key in node:
+        value = OmegaConf.to_container(node, resolve=False)[key] if OmegaConf.is_missing(node, key) else node[key]
         if OmegaConf.is_dict(value):
             yield from _leaves(value, f"{prefix}{key}.")
         else:
@@ -152,7 +153,9 @@ def test_schema_rejects_a_misspelt_key_inside_a_yaml_file():
     ("trainer.device=gpu", "trainer.device"),
     ("trainer.warmup_ratio=1.0", "trainer.warmup_ratio"),
     ("model.dropout=1.0", "model.dropout"),
-    ("model.scratch.num_heads=3", "model.scratch.hidden_size"),
+    ("model.pretrained=null model.scratch.num_heads=3", "model.scratch.hidden_size"),
+    ("model=auto", "model=auto needs model.pretrained"),
+    ("data.text_pair_column=hypothesis data.truncation=tail", "data.truncation=tail works on single texts"),
     ("data=synthetic data.source=reviews.csv", "data.source=reviews.csv is not read by data=synthetic"),
 ])
 def test_validate_names_the_bad_key(override, names):
@@ -162,7 +165,9 @@ def test_validate_names_the_bad_key(override, names):
 
 def test_modernbert_scratch_needs_even_head_dim():
     with pytest.raises(ConfigError, match="even"):
-        validate(make_cfg("model=modernbert", "model.scratch.hidden_size=6", "model.scratch.num_heads=2"))
+        validate(make_cfg("model=modernbert", "model.pretrained=null", "model.scratch.hidden_size=6",
+                          "model.scratch.num_heads=2"))
+    validate(make_cfg("model=modernbert", "model.scratch.hidden_size=6", "model.scratch.num_heads=2"))  # not used
 
 
 def test_counts_are_accepted_for_split_sizes():

@@ -9,7 +9,7 @@ from datasets import Dataset, concatenate_datasets
 from omegaconf import OmegaConf
 
 from bertcmp.config import DataConfig
-from bertcmp.data import collate, full_lengths, load_splits, make_loader, read_source, tokenize_splits
+from bertcmp.data import classes, collate, full_lengths, load_splits, make_loader, read_source, tokenize_splits
 from bertcmp.errors import DataError
 from bertcmp.model import train_tokenizer
 from bertcmp.synthetic import make_reviews
@@ -153,12 +153,18 @@ def test_synthetic_is_deterministic_and_balanced():
     a, b = make_reviews(500, 1), make_reviews(500, 1)
     assert a == b and make_reviews(500, 2) != a
     assert sum(a["label"]) == 250
-    splits = load_splits(data_cfg(synthetic=True, num_examples=500, valid_size=0.1, test_size=0.1))
+    splits = load_splits(data_cfg(synthetic="reviews", num_examples=500, valid_size=0.1, test_size=0.1))
     assert [len(splits[s]) for s in ("train", "valid", "test")] == [400, 50, 50]
 
 
 def write_table(path: Path, cols: dict) -> str:
-    Dataset.from_dict(cols).to_csv(str(path))
+    """The columns as a csv, jsonl or parquet file, by the path's suffix."""
+    if path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(dict(zip(cols, row))) + "\n" for row in zip(*cols.values())))
+    elif path.suffix == ".parquet":
+        Dataset.from_dict(cols).to_parquet(str(path))
+    else:
+        Dataset.from_dict(cols).to_csv(str(path))
     return str(path)
 
 
@@ -176,18 +182,140 @@ def test_bad_input_names_the_problem(tmp_path, change, message):
         load_splits(data_cfg(**{"source": source, **change}))
 
 
-def test_three_classes_are_rejected(tmp_path):
-    cols = columns(90, 7)
-    cols["label"] = [i % 3 for i in range(90)]
-    with pytest.raises(DataError, match="expected two classes"):
-        load_splits(data_cfg(source=write_table(tmp_path / "train.csv", cols)))
+TOPICS = ["world", "sports", "business", "science"]
 
 
-def test_one_class_is_rejected(tmp_path):
-    cols = columns(90, 7)
-    cols["label"] = [1] * 90
-    with pytest.raises(DataError, match="needs both classes"):
-        load_splits(data_cfg(source=write_table(tmp_path / "train.csv", cols)))
+def topic_table(n: int, seed: int) -> dict:
+    cols = columns(n, seed)
+    cols["label"] = [TOPICS[(i * 7 + seed) % 4] for i in range(n)]
+    return cols
+
+
+def test_string_labels_are_classes_in_one_sorted_order(tmp_path):
+    train = write_table(tmp_path / "train.csv", topic_table(200, 1))
+    test_cols = topic_table(40, 2)
+    test_cols["label"] = ["world"] * 40  # one class only: the order must still come from every split together
+    test = write_table(tmp_path / "test.csv", test_cols)
+    splits = load_splits(data_cfg(source=[train, test], split="official", valid_size=40))
+    assert classes(splits) == sorted(TOPICS)
+    for name in ("train", "valid", "test"):
+        assert splits[name].features["label"].names == sorted(TOPICS)
+    by_text = dict(zip(topic_table(200, 1)["text"], topic_table(200, 1)["label"]))
+    assert all(sorted(TOPICS)[y] == by_text[t] for t, y in zip(splits["train"]["text"], splits["train"]["label"]))
+    assert set(splits["test"]["label"]) == {sorted(TOPICS).index("world")}
+
+
+@pytest.mark.parametrize("values, names, ids", [
+    ([3, 1, 5, 1], ["1", "3", "5"], [1, 0, 2, 0]),           # whole numbers: numeric order
+    (["10", "9", "10", "9"], ["9", "10"], [1, 0, 1, 0]),     # written as text: still numbers
+    ([1.0, 0.0, 1.0, 0.0], ["0", "1"], [1, 0, 1, 0]),        # as pandas writes ints next to a gap
+    (["pos", "neg", "Pos", "neg"], ["Pos", "neg"], None),     # the conventions, any case: negative first
+    ([True, False, True, False], ["false", "true"], [1, 0, 1, 0]),
+    (["b", "a", "c", "a"], ["a", "b", "c"], [1, 0, 2, 0]),
+])
+def test_label_values_become_class_ids(values, names, ids):
+    from bertcmp.data import _label_value, label_classes
+
+    clean = [_label_value(v, "label", "train", i) for i, v in enumerate(values)]
+    found, class_of = label_classes({"train": clean}, "label")
+    if ids is None:  # neg / pos: the negative spelling gets 0 whatever its case
+        assert [class_of[v] for v in clean] == [1, 0, 1, 0] and len(found) == 2
+    else:
+        assert found == names and [class_of[v] for v in clean] == ids
+
+
+def test_hub_class_names_are_kept(tmp_path):
+    from datasets import ClassLabel, Features, Value
+
+    cols = columns(100, 3)
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["neg", "pos"])})
+    Dataset.from_dict(cols, features=features).to_parquet(str(tmp_path / "train.parquet"))
+    splits = load_splits(data_cfg(source=str(tmp_path / "train.parquet")))
+    assert classes(splits) == ["neg", "pos"]
+    assert splits["train"]["label"] == [cols["label"][i] for i in splits["train"]["index"]]
+
+
+@pytest.mark.parametrize("labels, message", [
+    ([1] * 90, r"training split \(81 examples\) holds only class '1'; a classifier needs two classes or more"),
+    ([f"id{i}" for i in range(1500)], "has 1500 distinct values .* probably not a label column"),
+    ([0.5] * 90, "label 0.5 at row 0 of the train split; labels must be class names or whole numbers"),
+    ([None] + [1] * 89, "no label at row 0 of the train split"),
+])
+def test_bad_labels_are_named(tmp_path, labels, message):
+    cols = columns(len(labels), 7)
+    cols["label"] = labels
+    with pytest.raises(DataError, match=message):
+        load_splits(data_cfg(source=write_table(tmp_path / "train.jsonl", cols)))
+
+
+def test_one_training_example_says_one_class(tmp_path):
+    with pytest.raises(DataError, match=r"training split \(1 examples\) holds only class"):
+        load_splits(data_cfg(synthetic="reviews", num_examples=100, train_size=1))
+
+
+def test_a_split_without_a_class_warns(tmp_path, caplog):
+    train_cols, test_cols = topic_table(200, 1), topic_table(40, 2)
+    test_cols["label"] = ["world", "sports"] * 20
+    sources = [write_table(tmp_path / "train.csv", train_cols), write_table(tmp_path / "test.csv", test_cols)]
+    load_splits(data_cfg(source=sources, split="official", valid_size=40))
+    assert "the test split has no example of class 'business', 'science'" in caplog.text
+
+
+def pair_table(n: int, seed: int) -> dict:
+    """An NLI-like pair task: the hypothesis repeats a word of the premise (entailment) or not."""
+    cols = columns(n, seed)
+    words = [t.split()[1] for t in cols["text"]]
+    hypotheses = [f"it says {w}." if i % 2 else f"it never says zebra{i}." for i, w in enumerate(words)]
+    return {"premise": cols["text"], "hypothesis": hypotheses,
+            "label": ["entailment" if i % 2 else "neutral" for i in range(n)]}
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_pairs_are_read_from_every_file_format(tmp_path, suffix):
+    cols = pair_table(120, 4)
+    source = write_table(tmp_path / f"train{suffix}", cols)
+    splits = load_splits(data_cfg(source=source, text_column="premise", text_pair_column="hypothesis"))
+    row = splits["train"][0]
+    assert row["text"] == cols["premise"][row["index"]] and row["text_pair"] == cols["hypothesis"][row["index"]]
+    assert classes(splits) == ["entailment", "neutral"]
+
+
+def test_a_missing_pair_column_is_named(tmp_path):
+    source = write_table(tmp_path / "train.csv", pair_table(60, 4))
+    with pytest.raises(DataError, match="data.text_pair_column='claim' is not a column"):
+        load_splits(data_cfg(source=source, text_column="premise", text_pair_column="claim"))
+
+
+@pytest.mark.parametrize("family", ["bert", "modernbert"])
+def test_pairs_are_encoded_as_the_tokenizer_does(family):
+    from bertcmp.data import encode_pairs
+
+    cols = pair_table(80, 5)
+    premises = [p * (1 + 3 * (i % 2)) for i, p in enumerate(cols["premise"])]  # half longer than max_length
+    tokenizer = train_tokenizer(family, premises, 300)
+    got = encode_pairs(premises, cols["hypothesis"], tokenizer, 96)
+    want = tokenizer(premises, cols["hypothesis"], truncation=True, max_length=96, return_token_type_ids=True)
+    assert got.ids == want["input_ids"]
+    assert got.truncated == [n > 96 for n in full_lengths(premises, tokenizer, cols["hypothesis"])]
+    assert any(got.truncated) and not all(got.truncated)
+    if family == "bert":  # BERT reads which text a token comes from; ModernBERT does not
+        assert got.type_ids == want["token_type_ids"] and any(1 in t for t in got.type_ids)
+    else:
+        assert got.type_ids is None
+
+
+def test_pair_batches_carry_token_type_ids(tmp_path):
+    cols = pair_table(100, 6)
+    source = write_table(tmp_path / "train.csv", cols)
+    splits = load_splits(data_cfg(source=source, text_column="premise", text_pair_column="hypothesis"))
+    tokenizer = train_tokenizer("bert", cols["premise"], 300)
+    encoded = tokenize_splits(splits, tokenizer, 64, tmp_path / "cache")
+    batch = collate(range(4), encoded["test"], tokenizer.pad_token_id, None)
+    first = tokenizer(splits["test"][0]["text"], splits["test"][0]["text_pair"], truncation=True, max_length=64)
+    width = len(first["input_ids"])
+    assert batch["input_ids"][0, :width].tolist() == first["input_ids"]
+    assert batch["token_type_ids"][0, :width].tolist() == first["token_type_ids"]
+    assert batch["token_type_ids"][0, width:].sum() == 0
 
 
 def test_empty_texts_are_rejected(tmp_path):
@@ -213,6 +341,7 @@ class CountingTokenizer:
 
         self.tokenizer, self.calls = tokenizer, 0
         self.backend_tokenizer = tokenizer.backend_tokenizer
+        self.model_input_names = tokenizer.model_input_names
         real = bertcmp.data.encode_texts
 
         def counting(texts, tok, max_length, *args):
@@ -225,7 +354,7 @@ class CountingTokenizer:
 
 @pytest.fixture(scope="module")
 def splits():
-    return load_splits(data_cfg(synthetic=True, num_examples=300, valid_size=0.1, test_size=0.1))
+    return load_splits(data_cfg(synthetic="reviews", num_examples=300, valid_size=0.1, test_size=0.1))
 
 
 def test_tokenized_once_then_read_from_cache(splits, tmp_path, monkeypatch):
@@ -331,7 +460,7 @@ def test_fast_encoding_equals_the_tokenizer(family, max_length):
     texts = reviews + long_reviews + odd
     tokenizer = train_tokenizer(family, reviews, 300)
     state = tokenizer.backend_tokenizer.to_str()  # with its truncation and padding settings (none yet)
-    ids, truncated = encode_texts(texts, tokenizer, max_length)
+    ids, truncated, _ = encode_texts(texts, tokenizer, max_length)
     assert tokenizer.backend_tokenizer.to_str() == state  # the caller's tokenizer is left as it was
     assert ids == tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
     assert truncated == [n > max_length for n in full_lengths(texts, tokenizer)]

@@ -8,7 +8,10 @@ from transformers import AutoTokenizer
 from bertcmp.config import ModelConfig
 from bertcmp.errors import ConfigError, ModelError
 from bertcmp.synthetic import make_reviews
-from bertcmp.model import SequenceClassifier, build_classifier, make_tokenizer, train_tokenizer
+from bertcmp.model import SequenceClassifier, build_classifier, describe_encoder, make_tokenizer, train_tokenizer
+
+
+TWO = ["0", "1"]  # the classes of a two-class task
 
 
 def model_cfg(**overrides):
@@ -51,7 +54,7 @@ def test_tokenizer_training_is_deterministic(family):
 def test_scratch_classifier_gives_two_logits(reviews, family, pooling):
     cfg = model_cfg(name=family, pretrained=None, pooling=pooling)
     tok = make_tokenizer(cfg, reviews["text"])
-    model = build_classifier(cfg, tok)
+    model = build_classifier(cfg, tok, TWO)
     assert type(model.encoder).__name__ == ("BertModel" if family == "bert" else "ModernBertModel")
     assert model.encoder.config.vocab_size == len(tok)
     batch = tok(reviews["text"][:3], padding=True, truncation=True, max_length=64, return_tensors="pt")
@@ -63,7 +66,7 @@ def test_same_head_for_both_families(reviews):
     heads = []
     for family in ("bert", "modernbert"):
         cfg = model_cfg(name=family, pretrained=None)
-        model = build_classifier(cfg, make_tokenizer(cfg, reviews["text"]))
+        model = build_classifier(cfg, make_tokenizer(cfg, reviews["text"]), TWO)
         heads.append([(n, tuple(p.shape)) for n, p in model.named_parameters() if not n.startswith("encoder.")])
     assert heads[0] == heads[1] == [("head.weight", (2, 64)), ("head.bias", (2,))]
 
@@ -76,11 +79,14 @@ def test_mean_pooling_ignores_padding():
             hidden = input_ids.unsqueeze(-1).float().expand(-1, -1, 2)
             return type("Out", (), {"last_hidden_state": hidden})()
 
-    model = SequenceClassifier(Fixed(), pooling="mean", dropout=0.0)
-    model.head.weight.data = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
-    model.head.bias.data.zero_()
-    logits = model(torch.tensor([[2, 4, 99]]), torch.tensor([[1, 1, 0]]))
-    assert logits[0, 0].item() == pytest.approx(3.0)
+    first_logit = {}
+    for pooling, cls_last in (("mean", False), ("cls", False), ("cls", True)):
+        model = SequenceClassifier(Fixed(), pooling=pooling, dropout=0.0, cls_last=cls_last)
+        model.head.weight.data = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+        model.head.bias.data.zero_()
+        first_logit[pooling, cls_last] = model(torch.tensor([[2, 4, 99]]), torch.tensor([[1, 1, 0]]))[0, 0].item()
+    # mean of the real tokens; [CLS] first; [CLS] last = the last real token, not the padding after it
+    assert first_logit == {("mean", False): pytest.approx(3.0), ("cls", False): 2.0, ("cls", True): 4.0}
 
 
 @pytest.mark.parametrize("family", ["bert", "modernbert"])
@@ -89,7 +95,7 @@ def test_saved_model_loads_through_model_pretrained(request, family, reviews):
     cfg = model_cfg(name=family, pretrained=str(directory))
     tok = make_tokenizer(cfg, ["unused: a pretrained model brings its own tokenizer"])
     assert len(tok) == len(AutoTokenizer.from_pretrained(directory))
-    model = build_classifier(cfg, tok)
+    model = build_classifier(cfg, tok, TWO)
     assert model.encoder.config.hidden_size == 32 and model.encoder.config.model_type == family
     batch = tok(reviews["text"][:2], padding=True, return_tensors="pt", truncation=True, max_length=64)
     assert model(batch["input_ids"], batch["attention_mask"]).shape == (2, 2)
@@ -100,23 +106,21 @@ def test_unreachable_hub_id_points_to_a_local_dir():
     with pytest.raises(ModelError, match=r"neither a local directory nor reachable.*model.pretrained=/local/dir"):
         make_tokenizer(cfg, [])
     with pytest.raises(ModelError, match="experiment=smoke"):
-        build_classifier(cfg, None)
+        build_classifier(cfg, None, TWO)
 
 
 def test_directory_without_a_model_is_named(tmp_path):
     with pytest.raises(ModelError, match="is a directory but not a saved model"):
-        build_classifier(model_cfg(name="bert", pretrained=str(tmp_path)), None)
+        build_classifier(model_cfg(name="bert", pretrained=str(tmp_path)), None, TWO)
 
 
 def test_max_length_beyond_the_model_is_lowered_to_its_limit(tiny_bert_dir, caplog):
-    from bertcmp.model import usable_length
-
     cfg = model_cfg(name="bert", pretrained=str(tiny_bert_dir))
-    assert usable_length(cfg, 300) == 300 and not caplog.records
-    assert usable_length(cfg, 1024) == 512  # the saved model's max_position_embeddings
+    assert describe_encoder(cfg, 300) == ("bert", 300) and not caplog.records
+    assert describe_encoder(cfg, 1024).max_length == 512  # the saved model's max_position_embeddings
     assert f"data.max_length=1024 is more than {tiny_bert_dir} reads: using 512 tokens" in caplog.text
     for family, limit in (("bert", 512), ("modernbert", 8192)):  # from scratch: the family's pretrained limit
-        assert usable_length(model_cfg(name=family, pretrained=None), 10_000) == limit
+        assert describe_encoder(model_cfg(name=family, pretrained=None), 10_000).max_length == limit
 
 
 def test_attention_choice(reviews):
@@ -125,7 +129,7 @@ def test_attention_choice(reviews):
     assert resolve_attention("auto", torch.device("cpu")) == "sdpa"
     assert resolve_attention("eager", torch.device("cpu")) == "eager"
     cfg = model_cfg(name="bert", pretrained=None, attn_implementation="eager")
-    model = build_classifier(cfg, make_tokenizer(cfg, reviews["text"]))
+    model = build_classifier(cfg, make_tokenizer(cfg, reviews["text"]), TWO)
     assert model.encoder.config._attn_implementation == "eager"
 
 
@@ -136,7 +140,7 @@ def test_attention_choice(reviews):
 def test_native_head_is_the_familys_own(reviews, family, head_parts):
     cfg = model_cfg(name=family, pretrained=None, head="native")
     tok = make_tokenizer(cfg, reviews["text"])
-    model = build_classifier(cfg, tok)
+    model = build_classifier(cfg, tok, TWO)
     names = [n for n, _ in model.model.named_parameters()]
     assert all(part in names for part in head_parts) and model.config.num_labels == 2
     batch = tok(reviews["text"][:3], padding=True, truncation=True, max_length=64, return_tensors="pt")
@@ -148,7 +152,7 @@ def test_native_head_keeps_the_pretrained_parts(tmp_path, reviews, tiny_bert_dir
     from transformers import ModernBertConfig, ModernBertForMaskedLM
 
     bert = build_classifier(model_cfg(name="bert", pretrained=str(tiny_bert_dir), head="native"),
-                            AutoTokenizer.from_pretrained(tiny_bert_dir))
+                            AutoTokenizer.from_pretrained(tiny_bert_dir), TWO)
     saved = load_file(tiny_bert_dir / "model.safetensors")
     assert torch.equal(bert.model.bert.pooler.dense.weight, saved["pooler.dense.weight"])
     # ModernBERT-base is a masked-LM checkpoint: its prediction head is what the native classifier reuses
@@ -160,7 +164,7 @@ def test_native_head_keeps_the_pretrained_parts(tmp_path, reviews, tiny_bert_dir
     mlm.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     native = build_classifier(model_cfg(name="modernbert", pretrained=str(tmp_path), head="native", pooling="mean"),
-                              tok)
+                              tok, TWO)
     assert torch.equal(native.model.head.dense.weight, mlm.head.dense.weight)
     assert native.config.classifier_pooling == "mean"
 
@@ -168,4 +172,49 @@ def test_native_head_keeps_the_pretrained_parts(tmp_path, reviews, tiny_bert_dir
 def test_native_bert_head_reads_cls_only(reviews):
     with pytest.raises(ConfigError, match="model.pooling=mean with model.head=native"):
         build_classifier(model_cfg(name="bert", pretrained=None, head="native", pooling="mean"),
-                         make_tokenizer(model_cfg(name="bert", pretrained=None), reviews["text"]))
+                         make_tokenizer(model_cfg(name="bert", pretrained=None), reviews["text"]), TWO)
+
+
+def test_one_output_per_class(reviews):
+    classes = ["business", "science", "sports", "world"]
+    for head in ("shared", "native"):
+        cfg = model_cfg(name="bert", pretrained=None, head=head)
+        tok = make_tokenizer(cfg, reviews["text"])
+        model = build_classifier(cfg, tok, classes)
+        batch = tok(reviews["text"][:3], padding=True, truncation=True, max_length=64, return_tensors="pt")
+        assert model(batch["input_ids"], batch["attention_mask"]).shape == (3, 4)
+    assert model.config.id2label == dict(enumerate(classes))  # the native head names its classes, as transformers
+
+
+@pytest.mark.parametrize("kind", ["roberta", "distilbert"])
+@pytest.mark.parametrize("head", ["shared", "native"])
+def test_any_encoder_through_model_auto(request, reviews, kind, head):
+    directory = request.getfixturevalue(f"tiny_{kind}_dir")
+    cfg = model_cfg(name="auto", pretrained=str(directory), head=head)
+    # RoBERTa has 514 positions but reads 512 tokens (its position ids start after the padding index)
+    assert describe_encoder(cfg, 10_000) == (kind, 512)
+    tok = make_tokenizer(cfg, [])
+    assert type(tok).__name__.lower().startswith(kind)
+    model = build_classifier(cfg, tok, TWO)
+    batch = tok(reviews["text"][:3], reviews["text"][3:6], padding=True, truncation=True, max_length=512,
+                return_tensors="pt")
+    assert "token_type_ids" not in batch  # neither family reads them
+    logits = model(batch["input_ids"], batch["attention_mask"])
+    assert logits.shape == (3, 2) and torch.isfinite(logits).all()
+
+
+def test_bert_reads_token_type_ids_and_distilbert_is_spared_them(tiny_bert_dir, tiny_distilbert_dir, reviews):
+    bert = build_classifier(model_cfg(name="bert", pretrained=str(tiny_bert_dir), dropout=0.0),
+                            AutoTokenizer.from_pretrained(tiny_bert_dir), TWO).eval()
+    ids, mask = torch.tensor([[2, 10, 11, 3, 12, 3]]), torch.ones(1, 6, dtype=torch.long)
+    types = torch.tensor([[0, 0, 0, 0, 1, 1]])
+    assert not torch.equal(bert(ids, mask, types), bert(ids, mask))  # segment embeddings count
+    distil = build_classifier(model_cfg(name="auto", pretrained=str(tiny_distilbert_dir)),
+                              AutoTokenizer.from_pretrained(tiny_distilbert_dir), TWO).eval()
+    assert torch.equal(distil(ids, mask, types), distil(ids, mask))  # DistilBERT's forward takes none: not passed
+
+
+def test_native_head_mean_pooling_is_modernbert_only(tiny_roberta_dir):
+    with pytest.raises(ConfigError, match="only ModernBERT's can average"):
+        build_classifier(model_cfg(name="auto", pretrained=str(tiny_roberta_dir), head="native", pooling="mean"),
+                         AutoTokenizer.from_pretrained(tiny_roberta_dir), TWO)

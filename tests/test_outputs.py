@@ -19,9 +19,20 @@ def test_json_write_replaces_whole_and_leaves_no_temp_files(tmp_path):
 
 def test_predictions_are_sorted_by_index(tmp_path):
     path = tmp_path / "test_predictions.csv"
-    write_predictions(path, np.array([7, 2, 5]), np.array([1, 0, 1]), np.array([1, 1, 0]), np.array([0.9, 0.6, 0.2]))
+    probs = np.array([[0.1, 0.9], [0.4, 0.6], [0.8, 0.2]])
+    write_predictions(path, np.array([7, 2, 5]), np.array([1, 0, 1]), np.array([1, 1, 0]), probs, ["neg", "pos"])
     assert path.read_text().splitlines() == ["index,label,pred,prob_pos", "2,0,1,0.600000", "5,1,0,0.200000",
                                              "7,1,1,0.900000"]
+
+
+def test_more_classes_are_written_by_name(tmp_path):
+    path = tmp_path / "test_predictions.csv"
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
+    write_predictions(path, np.array([4, 1]), np.array([0, 2]), np.array([0, 1]), probs, ["a b", "c", "d"],
+                      n_tokens=np.array([9, 12]))
+    assert path.read_text().splitlines() == ["index,label,pred,prob_a b,prob_c,prob_d,n_tokens",
+                                             "1,d,c,0.100000,0.300000,0.600000,12",
+                                             "4,a b,a b,0.700000,0.200000,0.100000,9"]
 
 
 def test_checkpoint_swaps_in_as_a_whole(tmp_path):

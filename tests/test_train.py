@@ -66,8 +66,13 @@ def test_evaluate_metrics_match_hand_counts():
     ev = evaluate(Fixed(), batch, torch.device("cpu"))
     assert ev.preds.tolist() == [1, 1, 0, 0, 1]
     assert ev.accuracy == pytest.approx(3 / 5)
-    assert ev.precision == pytest.approx(2 / 3) and ev.recall == pytest.approx(2 / 3)
-    assert ev.f1 == pytest.approx(2 / 3)
+    scores = ev.scores(["neg", "pos"])
+    assert scores["precision"] == pytest.approx(2 / 3) and scores["recall"] == pytest.approx(2 / 3)
+    assert scores["f1"] == pytest.approx(2 / 3)
+    # macro-F1: class neg has precision 1/2, recall 1/2; MCC from the 2x2 table (tp 2, tn 1, fp 1, fn 1)
+    assert scores["macro_f1"] == pytest.approx((2 / 3 + 1 / 2) / 2)
+    assert scores["mcc"] == pytest.approx((2 * 1 - 1 * 1) / math.sqrt(3 * 3 * 2 * 2))
+    assert scores["per_class"]["neg"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
     assert ev.tokens == 5 and ev.seconds > 0 and ev.speed()["tokens_per_s"] == 5 / ev.seconds
     p = 1 / (1 + math.exp(-0.5))
     expected = -np.mean([math.log(p), math.log(1 - p), math.log(p), math.log(1 - p), math.log(p)])
@@ -169,7 +174,7 @@ def test_evaluate_puts_length_sorted_batches_back_in_item_order():
     in_order = evaluate(model, batches, torch.device("cpu"))
     shuffled = [batches[i] for i in (2, 0, 3, 1)]
     again = evaluate(model, shuffled, torch.device("cpu"))
-    assert np.array_equal(in_order.preds, again.preds) and np.allclose(in_order.prob_pos, again.prob_pos)
+    assert np.array_equal(in_order.preds, again.preds) and np.allclose(in_order.probs, again.probs)
     assert np.array_equal(in_order.labels, again.labels)
 
 
