@@ -158,11 +158,12 @@ def read_texts(path: Path, text_column: str, pair_column: Optional[str]) -> tupl
 
 
 def print_table(texts: Sequence[str], prediction: Prediction, stream=None) -> None:
-    """A short table: each text's start, its class, and the class probabilities."""
+    """A short table: each text's start, its class (by name: two classes' `pred` is their id), and the class
+    probabilities."""
     stream = stream or sys.stdout
-    columns = prediction.columns()
-    head = ["text", "class", *columns]
-    lines = [[_short(text), prediction.classes[pred], *row]
+    named = [] if len(prediction.classes) > 2 else ["class"]
+    head = ["text", *named, *prediction.columns()]
+    lines = [[_short(text), *([prediction.classes[pred]] if named else []), *row]
              for text, pred, row in zip(texts, prediction.preds, prediction.rows())]
     widths = [max(len(str(line[i])) for line in [head, *lines]) for i in range(len(head))]
     for line in [head, *lines]:

@@ -60,7 +60,7 @@ def test_predict_cli_writes_the_runs_columns(topics_run, tmp_path, capsys):
     assert main([str(run_dir), "--text", "the striker set a record.", "--text", "the genome."]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert len(printed) == 1 + 1 + 2  # the "written" line, then the table's header and two rows
-    assert printed[1].split() == ["text", "class", "pred", "prob_business", "prob_science", "prob_sports", "prob_world"]
+    assert printed[1].split() == ["text", "pred", "prob_business", "prob_science", "prob_sports", "prob_world"]
     assert printed[2].split()[-5:] == [rows[0]["pred"], *(rows[0][c] for c in list(rows[0])[1:])]
 
 
@@ -109,5 +109,5 @@ def test_predict_from_the_command_line(topics_run, tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     row = result.stdout.splitlines()[1].split()
-    assert row[-5] in ("business", "science", "sports", "world") and row[-6] == row[-5]  # class, pred
+    assert row[-5] in ("business", "science", "sports", "world")
     assert np.isclose(sum(float(x) for x in row[-4:]), 1, atol=1e-5)
