@@ -182,7 +182,7 @@ def train_and_test(cfg: DictConfig, job: Job) -> float:
     job.named_by(encoder.family)
     hardware = set_up(cfg, job)
     data = load_data(cfg, hardware, encoder.max_length)
-    model = build_model(cfg, data, hardware)
+    model = build_model(cfg, job.model, data, hardware)
     resume = load_resume(job, cfg.trainer.epochs)
     tracker = start_tracking(cfg, job, resume)
     try:
@@ -255,11 +255,11 @@ def load_data(cfg: DictConfig, hardware: Hardware, max_length: int) -> Data:
     return Data(tokenizer, names, max_length, encoded, loaders)
 
 
-def build_model(cfg: DictConfig, data: Data, hardware: Hardware) -> nn.Module:
+def build_model(cfg: DictConfig, family: str, data: Data, hardware: Hardware) -> nn.Module:
     # re-seeded so the initialisation does not depend on how much randomness the data path used
     set_seed(cfg.seed)
     model = build_classifier(cfg.model, data.tokenizer, data.classes, hardware.device)
-    log.info("model: %s (%s), %.1fM parameters, on %s, %s", cfg.model.name, cfg.model.pretrained or "from scratch",
+    log.info("model: %s (%s), %.1fM parameters, on %s, %s", family, cfg.model.pretrained or "from scratch",
              count_parameters(model) / 1e6, hardware.device, hardware.precision)
     if hardware.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(hardware.device)
