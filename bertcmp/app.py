@@ -109,7 +109,8 @@ class Job:
 
     def tracked_config(self, cfg: DictConfig) -> dict[str, Any]:
         config = plain_config(cfg)
-        config["run"] = {"dir": str(self.dir), "overrides": self.overrides, "job_num": self.num}
+        # the family too: model=auto runs are told apart by it in W&B's tables and filters
+        config["run"] = {"dir": str(self.dir), "overrides": self.overrides, "job_num": self.num, "model": self.model}
         return config
 
     def write_status(self, status: str, **fields: Any) -> None:

@@ -70,7 +70,10 @@ def read_source(source: str | Sequence[str], text_column: str, label_column: str
                         f"(found: {', '.join(raw) or 'none'})")
     columns = {name: _standardise(ds, text_column, label_column, text_pair_column, source, name)
                for name, ds in splits.items()}
-    classes, class_of = label_classes({name: c["label"] for name, c in columns.items()}, label_column)
+    declared = {tuple(f.names) if isinstance(f := ds.features.get(label_column), ClassLabel) else None
+                for ds in splits.values()}
+    classes, class_of = label_classes({name: c["label"] for name, c in columns.items()}, label_column,
+                                      declared.pop() if len(declared) == 1 else None)
     return DatasetDict({name: _dataset({**c, "label": [class_of[v] for v in c["label"]]}, classes)
                         for name, c in columns.items()})
 
@@ -208,16 +211,20 @@ def _label_value(value: Any, label_column: str, split: str, row: int) -> int | s
 MAX_CLASSES = 1000  # more distinct values than this is almost surely not a label column
 
 
-def label_classes(labels: dict[str, list], label_column: str) -> tuple[list[str], dict[Any, int]]:
+def label_classes(labels: dict[str, list], label_column: str,
+                  declared: Optional[Sequence[str]] = None) -> tuple[list[str], dict[Any, int]]:
     """The task's classes from the labels of every split, in one stable order, and each label value's class id.
 
-    Whole numbers: in numeric order (0..K-1 keep their ids). Two classes spelt with the usual conventions (0/1,
-    neg/pos, negative/positive, false/true, any case): negative first. Other text: in sorted order."""
+    A Hub dataset's ClassLabel (`declared`, the same in every split): its names in its order. Whole numbers: in
+    numeric order (0..K-1 keep their ids). Two classes spelt with the usual conventions (0/1, neg/pos,
+    negative/positive, false/true, any case): negative first. Other text: in sorted order."""
     values = set(itertools.chain.from_iterable(labels.values()))
     if len(values) > MAX_CLASSES:
         raise DataError(f"data.label_column={label_column!r} has {len(values)} distinct values (e.g. "
                         f"{', '.join(map(repr, sorted(values, key=str)[:3]))}): over {MAX_CLASSES} classes is probably "
                         "not a label column; set data.label_column to the column holding the classes")
+    if declared and {str(v) for v in values} <= set(declared):
+        return list(declared), {v: list(declared).index(str(v)) for v in values}
     if all(isinstance(v, int) for v in values):
         order = sorted(values)
         return [str(v) for v in order], {v: i for i, v in enumerate(order)}

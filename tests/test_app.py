@@ -215,6 +215,7 @@ def test_model_auto_runs_any_encoder_and_names_it_by_family(request, tmp_path, k
     metrics = recorded(job)
     assert metrics["status"] == "completed" and metrics["model"] == kind
     assert metrics["data"]["max_length"] == 512 and job.name == kind  # RoBERTa: 514 positions, 512 tokens
+    assert job.tracked_config(cfg)["run"]["model"] == kind  # what W&B groups and filters by
 
 
 def test_model_auto_without_a_model_is_one_line(tmp_path, caplog):
