@@ -166,6 +166,7 @@ class TrainerConfig:
     max_grad_norm: Optional[float] = None  # gradient clipping; null = none
     grad_accum_steps: int = 1              # micro-batches per optimizer step: effective batch = data.batch_size x this
     eval_every: Optional[int] = None       # validate every this many optimizer steps; null = after every epoch
+    log_every: Optional[int] = None        # optimizer steps between read-backs of the loss; null = 1 on CPU, 50 on GPU
     patience: Optional[int] = None         # stop after this many validations without a better one; null = never
     precision: Precision = Precision.auto
     compile: bool = False                  # torch.compile the model once (30 s or more up front)
@@ -240,6 +241,9 @@ def validate(cfg: DictConfig) -> None:
     _require(t.eval_every is None or t.eval_every >= 1,
              f"trainer.eval_every={t.eval_every} must be >= 1 (optimizer steps between validations), "
              "or null to validate after every epoch")
+    _require(t.log_every is None or t.log_every >= 1,
+             f"trainer.log_every={t.log_every} must be >= 1 (optimizer steps between read-backs of the loss), "
+             "or null for the device's default")
     _require(t.patience is None or t.patience >= 1,
              f"trainer.patience={t.patience} must be >= 1 (validations without improvement before stopping), "
              "or null never to stop early")

@@ -203,16 +203,25 @@ def _progress(loader: DataLoader, desc: str) -> Iterator:
 # ---------------------------------------------------------------------------------------------- loops
 
 
+def read_back(*tensors: torch.Tensor) -> list[np.ndarray]:
+    """The tensors' values on the host, in one transfer: the only place the loops wait for the device. Every
+    read makes the host wait until the device has caught up, which leaves the device idle while the host queues
+    the next step, so the loops keep their sums on the device and read them here, rarely."""
+    flat = torch.cat([t.detach().reshape(-1).double() for t in tensors]).cpu().numpy()  # float64: exact for counts
+    sizes = np.cumsum([t.numel() for t in tensors])[:-1]
+    return [part.reshape(t.shape) for part, t in zip(np.split(flat, sizes), tensors)]
+
+
 @torch.no_grad()  # on a generator, torch turns gradients off around each step of it
 def _forward(model: nn.Module, loader: DataLoader, device: torch.device, dtype: Optional[torch.dtype],
-             desc: str) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
-    """Each batch (on the device; `item` stays on the CPU) with its fp32 logits, the model in eval mode."""
+             desc: str) -> Iterator[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]]:
+    """Each batch as the loader gave it (on the CPU), on the device, and its fp32 logits; the model in eval mode."""
     model.eval()
-    for batch in _progress(loader, desc):
-        batch = {**_to(batch, device), **({"item": batch["item"]} if "item" in batch else {})}
+    for host in _progress(loader, desc):
+        batch = _to(host, device)
         with _autocast(device, dtype):
             logits = model(**_inputs(batch))
-        yield batch, logits.float()
+        yield host, batch, logits.float()
 
 
 def _in_item_order(items: list[torch.Tensor], *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -226,28 +235,31 @@ def _in_item_order(items: list[torch.Tensor], *arrays: np.ndarray) -> tuple[np.n
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device,
              dtype: Optional[torch.dtype] = None) -> Evaluation:
     """Loss and every item's class probabilities and prediction: in the order of the batches' `item` positions
-    when they carry them (length-sorted batches), else in loader order."""
+    when they carry them (length-sorted batches), else in loader order. One read-back per pass."""
     started = time.perf_counter()
-    total_loss, labels, probs, items, tokens = 0.0, [], [], [], 0
-    for batch, logits in _forward(model, loader, device, dtype, "eval"):
-        items += [batch["item"]] if "item" in batch else []
-        tokens += int(batch["attention_mask"].sum())
-        total_loss += F.cross_entropy(logits, batch["labels"], reduction="sum").item()
-        probs.append(logits.softmax(-1).cpu())
-        labels.append(batch["labels"].cpu())
-    y, p = _in_item_order(items, torch.cat(labels).numpy(), torch.cat(probs).numpy())
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    labels, probs, items, tokens = [], [], [], 0
+    for host, batch, logits in _forward(model, loader, device, dtype, "eval"):
+        items += [host["item"]] if "item" in host else []
+        tokens += int(host["attention_mask"].numpy().sum())
+        loss_sum += F.cross_entropy(logits, batch["labels"], reduction="sum").double()
+        probs.append(logits.softmax(-1))
+        labels.append(host["labels"].numpy())
+    total_loss, p = read_back(loss_sum, torch.cat(probs))
+    y, p = _in_item_order(items, np.concatenate(labels), p.astype(np.float32))
     seconds = time.perf_counter() - started  # the pass has finished on the device: its results are on the CPU
-    return Evaluation(loss=total_loss / len(y), labels=y, preds=p.argmax(-1), probs=p, seconds=seconds, tokens=tokens)
+    return Evaluation(loss=float(total_loss) / len(y), labels=y, preds=p.argmax(-1), probs=p, seconds=seconds,
+                      tokens=tokens)
 
 
 def predict_probs(model: nn.Module, loader: DataLoader, device: torch.device,
                   dtype: Optional[torch.dtype] = None) -> np.ndarray:
     """Every item's class probabilities, (items, classes), in item order: what a trained model says of new texts."""
     items, probs = [], []
-    for batch, logits in _forward(model, loader, device, dtype, "predict"):
-        items += [batch["item"]] if "item" in batch else []
-        probs.append(logits.softmax(-1).cpu())
-    return _in_item_order(items, torch.cat(probs).numpy())[0]
+    for host, _, logits in _forward(model, loader, device, dtype, "predict"):
+        items += [host["item"]] if "item" in host else []
+        probs.append(logits.softmax(-1))
+    return _in_item_order(items, read_back(torch.cat(probs))[0].astype(np.float32))[0]
 
 
 def _inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -282,7 +294,8 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
         progress = resume.progress.copy()
     if cfg.compile:  # in place: the state dict keeps its keys; compiled once, reused by every epoch
         model.compile(dynamic=None)
-    since = _Since()  # what the next validation record counts: the steps since the previous one
+    log_every = cfg.log_every or (1 if device.type == "cpu" else 50)  # a read costs the CPU nothing
+    since = _Since(device)  # what the next validation record counts: the steps since the previous one
     while progress.epoch <= cfg.epochs and not progress.stopped:
         epoch = progress.epoch
         epoch_start = _loader_state(train_loader)  # the epoch's batch order comes from this state
@@ -294,24 +307,19 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
             # one optimizer step over the union of the window's micro-batches: each micro-batch's mean loss is
             # weighted by its share of the window's examples (a shorter last window by its own size)
             window_examples = sum(len(batch["labels"]) for batch in window)
-            window_loss = 0.0
+            window_loss = torch.zeros((), dtype=torch.float64, device=device)  # read back every log_every steps
             optimizer.zero_grad(set_to_none=True)
             for batch in window:
-                since.tokens += int(batch["attention_mask"].sum())
+                since.tokens += int(batch["attention_mask"].numpy().sum())  # still on the CPU: no wait
                 since.padded += batch["input_ids"].numel()
                 batch = _to(batch, device)
                 n = len(batch["labels"])
                 with _autocast(device, dtype):
                     logits = model(**_inputs(batch))
                 loss = F.cross_entropy(logits.float(), batch["labels"]) * (n / window_examples)
-                loss_value = loss.item()
-                if not math.isfinite(loss_value):
-                    raise TrainingError(f"the training loss became {loss_value} at epoch {epoch}, "
-                                        f"step {progress.step + 1}; lower trainer.lr (now {cfg.lr:g}) "
-                                        "or use trainer.precision=fp32")
                 scaler.scale(loss).backward()
-                window_loss += loss_value
-                since.correct += int((logits.argmax(-1) == batch["labels"]).sum())
+                window_loss += loss.detach().double()
+                since.correct += (logits.argmax(-1) == batch["labels"]).sum()
                 since.examples += n
             if cfg.max_grad_norm:
                 scaler.unscale_(optimizer)
@@ -323,10 +331,12 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
             progress.step += 1
             progress.batches_done += len(window)
             since.loss_sum += window_loss * window_examples
-            if on_step:
-                on_step(progress.step, window_loss, since.lr)
+            since.unread.append((progress.step, since.lr, window_loss))
+            if progress.step % log_every == 0:
+                _read_steps(since, on_step, cfg, epoch)
             if cfg.eval_every and progress.step % cfg.eval_every == 0 and progress.batches_done < len(train_loader):
                 epochs_done = round(epoch - 1 + progress.batches_done / len(train_loader), 4)
+                _read_steps(since, on_step, cfg, epoch)
                 _validate(model, valid_loader, device, dtype, cfg, progress, since, epochs_done)
                 if not progress.stopped:  # mid-epoch: a resume draws this epoch's order again and skips ahead
                     _save(save_state, progress, model, optimizer, scheduler, scaler, train_loader, epoch_start)
@@ -334,46 +344,74 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
                     on_validation(progress.history)
                 if progress.stopped:
                     break
-                since = _Since()  # counted from here: saving and reporting are not training
+                since = _Since(device)  # counted from here: saving and reporting are not training
                 model.train()
         if progress.stopped:
             break
         progress.epoch, progress.batches_done = epoch + 1, 0
         # at the end of every epoch; with eval_every, where its count falls on the epoch's last step, and at the end
         if cfg.eval_every is None or progress.step % cfg.eval_every == 0 or progress.epoch > cfg.epochs:
+            _read_steps(since, on_step, cfg, epoch)
             _validate(model, valid_loader, device, dtype, cfg, progress, since, epoch)
             if progress.epoch <= cfg.epochs and not progress.stopped:  # the next epoch's order: the current state
                 _save(save_state, progress, model, optimizer, scheduler, scaler, train_loader,
                       _loader_state(train_loader))
             if on_validation:
                 on_validation(progress.history)
-            since = _Since()
+            since = _Since(device)
     return progress
 
 
 @dataclass
 class _Since:
-    """Training counted since the previous validation."""
+    """Training counted since the previous validation. The loss and the correct count are sums on the device,
+    read back only at a validation; each step's loss waits in `unread` until the next read-back."""
+    device: torch.device
     started: float = field(default_factory=time.perf_counter)
-    loss_sum: float = 0.0
-    correct: int = 0
+    loss_sum: torch.Tensor = field(init=False)
+    correct: torch.Tensor = field(init=False)
     examples: int = 0
     tokens: int = 0
     padded: int = 0
     lr: float = 0.0
+    unread: list[tuple[int, float, torch.Tensor]] = field(default_factory=list)  # (step, lr, loss)
+
+    def __post_init__(self) -> None:
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        self.correct = torch.zeros((), dtype=torch.int64, device=self.device)
+
+
+def _read_steps(since: _Since, on_step: Optional[StepHook], cfg: DictConfig, epoch: int) -> None:
+    """Read back the losses of the steps not read yet (one transfer), stop on one that is not finite, and hand
+    each to `on_step`."""
+    if not since.unread:
+        return
+    losses = read_back(torch.stack([loss for _, _, loss in since.unread]))[0]
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if len(bad):
+        steps = f"steps {since.unread[0][0]}-{since.unread[-1][0]}" if len(since.unread) > 1 else "that step"
+        raise TrainingError(f"the training loss became {losses[bad[0]]} at epoch {epoch}, step "
+                            f"{since.unread[bad[0]][0]} (read back with {steps}); lower trainer.lr "
+                            f"(now {cfg.lr:g}) or use trainer.precision=fp32")
+    if on_step:
+        for (step, lr, _), loss in zip(since.unread, losses):
+            on_step(step, float(loss), lr)
+    since.unread.clear()
 
 
 def _validate(model: nn.Module, valid_loader: DataLoader, device: torch.device, dtype: Optional[torch.dtype],
               cfg: DictConfig, progress: Progress, since: _Since, epochs_done: float) -> None:
     """Score the validation set, record it with the training counted `since` the previous one, keep the best
     weights, and decide on early stopping."""
+    loss_sum, correct = read_back(since.loss_sum, since.correct)  # also waits for the device to finish training
     train_seconds = time.perf_counter() - since.started
     valid = evaluate(model, valid_loader, device, dtype).scores()
     progress.history.append(ValidationRecord(
-        epoch=epochs_done, step=progress.step, train_loss=since.loss_sum / since.examples,
-        train_accuracy=since.correct / since.examples, valid_loss=valid["loss"], valid_accuracy=valid["accuracy"],
-        valid_f1=valid.get("f1"), valid_macro_f1=valid["macro_f1"], valid_mcc=valid["mcc"], lr=since.lr, seconds=time.perf_counter() - since.started, train_seconds=train_seconds,
-        examples=since.examples, tokens=since.tokens, padded_tokens=since.padded))
+        epoch=epochs_done, step=progress.step, train_loss=float(loss_sum) / since.examples,
+        train_accuracy=int(correct) / since.examples, valid_loss=valid["loss"], valid_accuracy=valid["accuracy"],
+        valid_f1=valid.get("f1"), valid_macro_f1=valid["macro_f1"], valid_mcc=valid["mcc"], lr=since.lr,
+        seconds=time.perf_counter() - since.started, train_seconds=train_seconds, examples=since.examples,
+        tokens=since.tokens, padded_tokens=since.padded))
     if valid["accuracy"] > progress.best_accuracy:
         progress.best_index, progress.best_accuracy = len(progress.history) - 1, valid["accuracy"]
         progress.best_weights = _snapshot(model.state_dict())

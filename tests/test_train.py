@@ -85,6 +85,40 @@ def test_nan_loss_stops_the_run():
             torch.device("cpu"))
 
 
+def test_a_nan_read_back_later_names_its_step():
+    with pytest.raises(TrainingError, match=r"loss became (nan|inf) at epoch 1, step \d+ \(read back with steps 1-4\)"):
+        fit(BagOfTokens(), toy_batches(64, 0), toy_batches(32, 1), trainer_cfg(lr=1e30, optimizer="adamw", log_every=4),
+            torch.device("cpu"))
+
+
+@pytest.mark.parametrize("log_every", [1, 4, 16])
+def test_the_loop_reads_the_device_only_every_log_every_steps(monkeypatch, log_every):
+    """Reading a tensor's value makes the host wait for the device (on a GPU, a sync that leaves it idle). The
+    loop's only reads are bertcmp.train.read_back, one transfer each: after every log_every optimizer steps,
+    and at each validation (the training sums, then the evaluation pass). Any other read in train.py counts."""
+    import sys
+
+    import bertcmp.train as train
+
+    reads = []
+    for name in ("cpu", "item", "tolist", "__int__", "__float__", "__bool__", "__index__"):
+        original = getattr(torch.Tensor, name)
+
+        def counting(self, *args, _original=original, _name=name, **kwargs):
+            if sys._getframe(1).f_code.co_filename == train.__file__:
+                reads.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    torch.manual_seed(0)
+    steps = []
+    fit(BagOfTokens(), toy_batches(256, 0), toy_batches(64, 1), trainer_cfg(epochs=2, log_every=log_every),
+        torch.device("cpu"), on_step=lambda step, loss, lr: steps.append((step, loss)))
+    per_epoch = 16 // log_every + 2  # 16 steps an epoch; at validation: the training sums and the evaluation
+    assert reads == ["cpu"] * 2 * per_epoch  # each read_back is one transfer
+    assert [step for step, _ in steps] == list(range(1, 33)) and all(math.isfinite(loss) for _, loss in steps)
+
+
 def test_fit_is_reproducible():
     def once():
         torch.manual_seed(3)
