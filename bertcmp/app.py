@@ -39,13 +39,13 @@ import bertcmp
 from bertcmp import outputs
 from bertcmp.config import register_configs, validate
 from bertcmp.data import Encoded, classes, column, load_splits, make_loader, tokenize_splits
+from bertcmp.devices import job_device
 from bertcmp.errors import BertcmpError
 from bertcmp.model import build_classifier, count_parameters, describe_encoder, make_tokenizer
 from bertcmp.runs import computation_key
 from bertcmp.sweep import cpu_threads_per_job, launcher_parallelism
 from bertcmp.tracking import Tracker, start_run, sweep_group
-from bertcmp.train import (Evaluation, ValidationRecord, Progress, TrainingState, evaluate, fit, resolve_device,
-                           resolve_precision)
+from bertcmp.train import Evaluation, Progress, TrainingState, ValidationRecord, evaluate, fit, resolve_precision
 
 log = logging.getLogger("bertcmp")
 
@@ -181,20 +181,23 @@ def train_and_test(cfg: DictConfig, job: Job) -> float:
     validate(cfg)  # before anything slow, so a bad value costs nothing
     encoder = describe_encoder(cfg.model, cfg.data.max_length)  # and is the pretrained model there?
     job.named_by(encoder.family)
-    hardware = set_up(cfg, job)
-    data = load_data(cfg, hardware, encoder.max_length)
-    model = build_model(cfg, job.model, data, hardware)
-    resume = load_resume(job, cfg.trainer.epochs)
-    tracker = start_tracking(cfg, job, resume)
-    try:
-        progress = train(cfg, job, model, data, hardware, tracker, resume)
-        metrics = score_and_save(cfg, job, model, data, hardware, progress)
-        tracker.summarise({"best_epoch": metrics["best_epoch"], **{f"test/{k}": v for k, v in metrics["test"].items()},
-                           "train/examples_per_s": metrics["train"]["examples_per_s"]})
-    except BaseException:
-        tracker.finish(exit_code=1)
-        raise
-    tracker.finish()
+    # a GPU of its own for as long as the job runs (trainer.device=auto), however the job ends
+    with job_device(cfg.trainer.device, cfg.trainer.jobs_per_gpu, job.num) as device:
+        hardware = set_up(cfg, job, device)
+        data = load_data(cfg, hardware, encoder.max_length)
+        model = build_model(cfg, job.model, data, hardware)
+        resume = load_resume(job, cfg.trainer.epochs)
+        tracker = start_tracking(cfg, job, resume)
+        try:
+            progress = train(cfg, job, model, data, hardware, tracker, resume)
+            metrics = score_and_save(cfg, job, model, data, hardware, progress)
+            tracker.summarise({"best_epoch": metrics["best_epoch"],
+                               **{f"test/{k}": v for k, v in metrics["test"].items()},
+                               "train/examples_per_s": metrics["train"]["examples_per_s"]})
+        except BaseException:
+            tracker.finish(exit_code=1)
+            raise
+        tracker.finish()
     log.info("%s: best epoch %g, valid accuracy %.4f, test accuracy %.4f (%s)", job.model, metrics["best_epoch"],
              metrics["valid"]["accuracy"], metrics["test"]["accuracy"], job.dir)
     return metrics["valid"]["accuracy"]
@@ -211,9 +214,9 @@ class Hardware:
         return "fp32" if self.dtype is None else str(self.dtype).removeprefix("torch.")
 
 
-def set_up(cfg: DictConfig, job: Job) -> Hardware:
-    """Seed every generator, reset the numeric modes, pick the device and precision, and take this job's share
-    of the CPU cores. A job's numbers must not depend on what ran before it in this process: the basic launcher
+def set_up(cfg: DictConfig, job: Job, device: torch.device) -> Hardware:
+    """Seed every generator, reset the numeric modes, pick the precision for the job's device, and take this
+    job's share of the CPU cores. A job's numbers must not depend on what ran before it in this process: the basic launcher
     runs every job in one process, and joblib reuses its workers."""
     set_seed(cfg.seed)
     torch.use_deterministic_algorithms(False)
@@ -222,7 +225,6 @@ def set_up(cfg: DictConfig, job: Job) -> Hardware:
     torch.set_default_dtype(torch.float32)
     if cfg.trainer.compile:
         torch._dynamo.reset()  # no compiled graph or guard of an earlier job's model
-    device = resolve_device(cfg.trainer.device, job.num)
     hardware = Hardware(device, resolve_precision(cfg.trainer.precision, device))
     if device.type == "cpu":  # parallel jobs share the cores instead of fighting over them
         torch.set_num_threads(cpu_threads_per_job(job.parallel_jobs))

@@ -170,7 +170,8 @@ class TrainerConfig:
     patience: Optional[int] = None         # stop after this many validations without a better one; null = never
     precision: Precision = Precision.auto
     compile: bool = False                  # torch.compile the model once (30 s or more up front)
-    device: str = "auto"                   # auto (GPU job_num mod GPU count, else CPU) | cpu | cuda | cuda:N
+    device: str = "auto"                   # auto (a GPU leased for the job, else CPU) | cpu | cuda | cuda:N
+    jobs_per_gpu: int = 1                  # auto: jobs that may share one GPU (small models); joblib runs GPUs x this
     save_checkpoint: SaveCheckpoint = SaveCheckpoint.best
 
 
@@ -207,8 +208,8 @@ def register_configs() -> None:
 
     Plugins.instance()
 
-    cs.store(group="hydra/launcher", name="joblib", node=JobLibLauncherConf(n_jobs="${bertcmp.n_jobs:}"),
-             provider="bertcmp")
+    cs.store(group="hydra/launcher", name="joblib",
+             node=JobLibLauncherConf(n_jobs="${bertcmp.n_jobs:${trainer.jobs_per_gpu}}"), provider="bertcmp")
 
 
 def register_resolvers() -> None:
@@ -256,6 +257,7 @@ def validate(cfg: DictConfig) -> None:
     _require(0 <= t.warmup_ratio < 1, f"trainer.warmup_ratio={t.warmup_ratio} must be in [0, 1)")
     _require(t.max_grad_norm is None or t.max_grad_norm > 0,
              f"trainer.max_grad_norm={t.max_grad_norm} must be > 0, or null for no clipping")
+    _require(t.jobs_per_gpu >= 1, f"trainer.jobs_per_gpu={t.jobs_per_gpu} must be >= 1 (jobs sharing one GPU)")
     _require(bool(_DEVICE.match(t.device)),
              f"trainer.device={t.device!r} is not a device: use auto, cpu, cuda or cuda:N")
     _require(d.batch_size >= 1, f"data.batch_size={d.batch_size} must be >= 1")

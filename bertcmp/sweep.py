@@ -22,12 +22,13 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
-def default_n_jobs() -> int:
-    """Parallel jobs for hydra/launcher=joblib: one per GPU; without GPUs, up to 4 sharing the cores."""
+def default_n_jobs(jobs_per_gpu: int = 1) -> int:
+    """Parallel jobs for hydra/launcher=joblib: GPUs x trainer.jobs_per_gpu; without GPUs, up to 4 sharing the
+    cores."""
     import torch  # here, not at import: the resolver is only called when a joblib sweep is configured
 
     gpus = torch.cuda.device_count()
-    return gpus if gpus else max(1, min(4, cpu_cores()))
+    return gpus * int(jobs_per_gpu) if gpus else max(1, min(4, cpu_cores()))
 
 
 def cpu_threads_per_job(parallel_jobs: int) -> int:

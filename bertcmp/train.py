@@ -132,20 +132,6 @@ class TrainingState:
 # ---------------------------------------------------------------------------------------------- set-up
 
 
-def resolve_device(spec: str, job_num: int = 0) -> torch.device:
-    """`auto` is the GPU numbered `job_num` mod the GPU count (so parallel jobs spread out), else the CPU."""
-    if spec == "auto":
-        count = torch.cuda.device_count()
-        return torch.device(f"cuda:{job_num % count}") if count else torch.device("cpu")
-    device = torch.device(spec)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"trainer.device={spec} but this machine has no CUDA GPU; use trainer.device=auto or cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"trainer.device={spec} but this machine has {torch.cuda.device_count()} GPU(s)")
-    return device
-
-
 def resolve_precision(spec: str, device: torch.device) -> Optional[torch.dtype]:
     """The autocast dtype, or None for plain fp32. `auto` is bf16 on a GPU that has it, else fp32."""
     if spec == "auto":

@@ -42,6 +42,7 @@ def test_default_n_jobs(monkeypatch, gpus):
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)  # the same assertions on any machine
     assert default_n_jobs() == (gpus or min(4, cpu_cores()))
+    assert default_n_jobs(jobs_per_gpu=2) == (2 * gpus or min(4, cpu_cores()))
 
 
 def test_launcher_parallelism():
@@ -57,6 +58,8 @@ def compose_with_hydra(*overrides: str):
 def test_joblib_preset_has_a_sensible_n_jobs():
     cfg = compose_with_hydra("hydra/launcher=joblib")
     assert cfg.hydra.launcher.n_jobs == default_n_jobs()
+    shared = compose_with_hydra("hydra/launcher=joblib", "trainer.jobs_per_gpu=2")
+    assert shared.hydra.launcher.n_jobs == default_n_jobs(2)  # GPUs x jobs_per_gpu
     assert compose_with_hydra("hydra/launcher=joblib", "hydra.launcher.n_jobs=3").hydra.launcher.n_jobs == 3
 
 

@@ -1,0 +1,106 @@
+"""Where a job trains: the device the config names, or with trainer.device=auto a GPU leased for the job.
+
+joblib hands a job to whichever worker frees up first, so choosing GPU "job number mod GPU count" can put two
+jobs on one GPU while another sits idle. So each job leases a GPU instead: a lock file per GPU slot
+(trainer.jobs_per_gpu slots per GPU) that the job holds while it runs. The lock is the operating system's
+(flock), so it is released when the job ends however it ends, a SIGKILL included: a killed job's lease is
+free again at once, though its file stays. A job that finds every slot taken waits for one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence
+
+from filelock import FileLock, Timeout
+
+from bertcmp.errors import ConfigError
+
+if TYPE_CHECKING:  # imported where used: the leases themselves need no torch
+    import torch
+
+log = logging.getLogger(__name__)
+
+
+def lease_dir() -> Path:
+    """Where the leases of this machine's jobs live ($BERTCMP_LEASE_DIR, else a per-user folder in /tmp)."""
+    default = Path(tempfile.gettempdir()) / f"bertcmp-{os.getuid()}" / "gpu-leases"
+    return Path(os.environ.get("BERTCMP_LEASE_DIR", default))
+
+
+@contextlib.contextmanager
+def lease_gpu(gpus: Sequence[str], jobs_per_gpu: int = 1, first: int = 0, directory: Optional[Path] = None,
+              poll_seconds: float = 0.5) -> Iterator[int]:
+    """Hold one of `gpus` (their names: the same GPU has the same name in every process) for the with-block and
+    give its index. The first slot of every GPU is tried before any second one, so jobs never share a GPU
+    while one is free; each job starts looking at `first`, so jobs started together spread out."""
+    directory = directory or lease_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    waiting = False
+    while True:
+        for slot in range(jobs_per_gpu):
+            for offset in range(len(gpus)):
+                index = (first + offset) % len(gpus)
+                lock = FileLock(str(directory / f"{gpus[index]}.slot{slot}.lock"))
+                try:
+                    lock.acquire(timeout=0)
+                except Timeout:
+                    continue
+                try:
+                    yield index
+                finally:
+                    lock.release()
+                return
+        if not waiting:
+            log.info("all %d GPU(s) are taken by other jobs (trainer.jobs_per_gpu=%d): waiting for one",
+                     len(gpus), jobs_per_gpu)
+            waiting = True
+        time.sleep(poll_seconds)
+
+
+def gpu_names() -> list[str]:
+    """A name for each visible GPU that is the same in every process: its UUID (CUDA_VISIBLE_DEVICES may number
+    the same GPU differently in two processes), else its index."""
+    import torch
+
+    names = []
+    for i in range(torch.cuda.device_count()):
+        uuid = getattr(torch.cuda.get_device_properties(i), "uuid", None)
+        names.append(f"gpu-{uuid}" if uuid else f"gpu{i}")
+    return names
+
+
+@contextlib.contextmanager
+def job_device(spec: str, jobs_per_gpu: int = 1, job_num: int = 0) -> Iterator[torch.device]:
+    """The device for this job, for as long as the job runs: `auto` leases a GPU (the CPU if there is none);
+    `cpu`, `cuda`, `cuda:N` are taken as given, without a lease."""
+    import torch
+
+    if spec != "auto":
+        yield resolve_device(spec)
+        return
+    count = torch.cuda.device_count()
+    if not count:
+        yield torch.device("cpu")
+        return
+    with lease_gpu(gpu_names(), jobs_per_gpu, first=job_num % count) as index:
+        log.info("leased GPU %d of %d for this job", index, count)
+        yield torch.device(f"cuda:{index}")
+
+
+def resolve_device(spec: str) -> torch.device:
+    """`cpu`, `cuda` or `cuda:N`, checked against this machine."""
+    import torch
+
+    device = torch.device(spec)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"trainer.device={spec} but this machine has no CUDA GPU; use trainer.device=auto or cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"trainer.device={spec} but this machine has {torch.cuda.device_count()} GPU(s)")
+    return device
