@@ -43,7 +43,7 @@ from bertcmp.devices import job_device
 from bertcmp.errors import BertcmpError
 from bertcmp.model import build_classifier, count_parameters, describe_encoder, make_tokenizer
 from bertcmp.runs import computation_key
-from bertcmp.sweep import cpu_threads_per_job, launcher_parallelism
+from bertcmp.sweep import CpuTurns, TakingTurns, cpu_cores, cpu_threads_per_job, launcher_parallelism
 from bertcmp.tracking import Tracker, start_run, sweep_group
 from bertcmp.train import Evaluation, Progress, TrainingState, ValidationRecord, evaluate, fit, resolve_precision
 
@@ -205,9 +205,11 @@ def train_and_test(cfg: DictConfig, job: Job) -> float:
 
 @dataclass
 class Hardware:
-    """Where this job trains, resolved once: the device, and the autocast dtype (None: plain fp32)."""
+    """Where this job trains, resolved once: the device, the autocast dtype (None: plain fp32), and on a CPU it
+    has all to itself, the turns it takes with other such jobs (bertcmp.sweep.CpuTurns)."""
     device: torch.device
     dtype: Optional[torch.dtype]
+    turns: Optional[CpuTurns] = None
 
     @property
     def precision(self) -> str:
@@ -226,8 +228,11 @@ def set_up(cfg: DictConfig, job: Job, device: torch.device) -> Hardware:
     if cfg.trainer.compile:
         torch._dynamo.reset()  # no compiled graph or guard of an earlier job's model
     hardware = Hardware(device, resolve_precision(cfg.trainer.precision, device))
-    if device.type == "cpu":  # parallel jobs share the cores instead of fighting over them
-        torch.set_num_threads(cpu_threads_per_job(job.parallel_jobs))
+    if device.type == "cpu":  # parallel jobs of a sweep share the cores instead of fighting over them
+        threads = cpu_threads_per_job(job.parallel_jobs)
+        torch.set_num_threads(threads)
+        if threads == cpu_cores() and CpuTurns.wanted():  # jobs of other sweeps (or tests) wanting every core
+            hardware.turns = CpuTurns()                       # take turns with this one
     return hardware
 
 
@@ -252,6 +257,8 @@ def load_data(cfg: DictConfig, hardware: Hardware, max_length: int) -> Data:
     eval_batch = d.eval_batch_size or d.batch_size
     loaders = {"train": loader(encoded["train"], d.batch_size, shuffle=True, seed=cfg.seed),
                "valid": loader(encoded["valid"], eval_batch), "test": loader(encoded["test"], eval_batch)}
+    if hardware.turns:
+        loaders = {name: TakingTurns(batches, hardware.turns) for name, batches in loaders.items()}
     names = classes(splits)
     log.info("data: %s train / %s valid / %s test examples, %d classes (%s)",
              *(len(encoded[s]) for s in ("train", "valid", "test")), len(names), ", ".join(names[:10]))

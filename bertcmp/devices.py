@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 
 
 def lease_dir() -> Path:
-    """Where the leases of this machine's jobs live ($BERTCMP_LEASE_DIR, else a per-user folder in /tmp)."""
-    default = Path(tempfile.gettempdir()) / f"bertcmp-{os.getuid()}" / "gpu-leases"
+    """Where the locks this machine's jobs share live: GPU leases, CPU turns ($BERTCMP_LEASE_DIR, else a per-user
+    folder in /tmp)."""
+    default = Path(tempfile.gettempdir()) / f"bertcmp-{os.getuid()}" / "leases"
     return Path(os.environ.get("BERTCMP_LEASE_DIR", default))
 
 

@@ -3,14 +3,18 @@ report that lists failed runs and makes the command exit non-zero when there are
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import functools
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Optional
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from bertcmp.devices import lease_dir
 from bertcmp.outputs import METRICS_FILE
 from bertcmp.runs import Found, Run, load_runs
 
@@ -36,6 +40,61 @@ def cpu_threads_per_job(parallel_jobs: int) -> int:
     if parallel_jobs < 1:  # joblib's n_jobs=-1 means one job per core
         parallel_jobs = cpu_cores() + 1 + parallel_jobs
     return max(1, cpu_cores() // max(1, parallel_jobs))
+
+
+class CpuTurns:
+    """Jobs on this machine that each use all its cores take turns: one holds the machine (a lock file) for a
+    training step or an evaluation batch, then lets the next one have it.
+
+    Why: torch's OpenMP threads spin while they wait for each other, which is what makes a job alone fast. Two
+    such jobs leave twice as many spinning threads as cores, and every parallel region of one job waits for a
+    thread the other holds: measured 2.7x to over 4x slower each, where sharing should cost 2x. Fewer threads or
+    a passive wait policy avoid that but slow a job that is alone (1.4x and 1.6x on the smoke sweep), and a
+    thread count that followed the load would change the numbers (a sum over two threads is not bitwise the sum
+    over one). Taking turns keeps a lone job's speed and its numbers, and two jobs each run at half speed."""
+
+    @staticmethod
+    def wanted() -> bool:
+        """Unless BERTCMP_CPU_TURNS=0 (to measure without, or where every job has a machine of its own)."""
+        return os.environ.get("BERTCMP_CPU_TURNS", "1") != "0"
+
+    def __init__(self, path: Optional[Path] = None):
+        self.fd = _lock_file(path or lease_dir() / "cpu.lock")
+
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[None]:
+        fcntl.flock(self.fd, fcntl.LOCK_EX)  # the operating system's lock: a killed job lets go of it
+        try:
+            yield
+        finally:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+
+@functools.lru_cache(maxsize=None)
+def _lock_file(path: Path) -> int:
+    """One open file per lock and process, however many jobs the process runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+
+class TakingTurns:
+    """A DataLoader whose every batch is processed while this job holds the machine (CpuTurns): the lock is taken
+    when the batch is handed over and given back when the next one is asked for, so the next batch is built
+    while another job may compute."""
+
+    def __init__(self, loader: Any, turns: CpuTurns):
+        self.loader, self.turns = loader, turns
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __getattr__(self, name: str) -> Any:  # generator, batch_size, ...: the loader's own
+        return getattr(self.loader, name)
+
+    def __iter__(self) -> Iterator[Any]:
+        for batch in self.loader:
+            with self.turns.turn():
+                yield batch
 
 
 def launcher_parallelism(launcher: Any) -> int:

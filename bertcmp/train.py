@@ -182,8 +182,11 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
 
 
 def _progress(loader: DataLoader, desc: str) -> Iterator:
-    # a live bar on a terminal; in logs, CI and worker processes the per-epoch line is enough
-    return tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=not sys.stderr.isatty())
+    """The loader's batches, with a live bar on a terminal (in logs, CI and worker processes the per-epoch line is
+    enough). The bar gets one iterator of the loader: some tqdm variants call iter() on what they are given, and
+    each DataLoader iterator draws from the batch-order generator, which would make the order depend on the bar."""
+    return tqdm(iter(loader), total=len(loader), desc=desc, leave=False, dynamic_ncols=True,
+                disable=not sys.stderr.isatty())
 
 
 # ---------------------------------------------------------------------------------------------- loops

@@ -250,3 +250,17 @@ def test_three_families_compared(tmp_path, tiny_roberta_dir, capsys):
     print_report(report)
     printed = capsys.readouterr().out
     assert "families by their best configuration on validation" in printed and "Holm-adjusted p" in printed
+
+
+def test_taking_turns_changes_no_number(tmp_path, monkeypatch):
+    """A job taking turns with others for the CPU computes exactly what it computes alone."""
+    outcomes = []
+    for turns in ("1", "0"):
+        monkeypatch.setenv("BERTCMP_CPU_TURNS", turns)
+        (tmp_path / turns).mkdir()
+        cfg, job = new_job(tmp_path / turns, *TINY)
+        run_job(cfg, job)
+        outcomes.append(((job.dir / "history.jsonl").read_text(), (job.dir / "test_predictions.csv").read_text()))
+    history = [[{k: v for k, v in json.loads(line).items() if "seconds" not in k} for line in h.splitlines()]
+               for h, _ in outcomes]
+    assert history[0] == history[1] and outcomes[0][1] == outcomes[1][1]

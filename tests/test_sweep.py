@@ -262,3 +262,59 @@ def test_submitit_local_sweep(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     runs = run_dirs(tmp_path / "sweep")
     assert len(runs) == 2 and all(metrics(r)["status"] == "completed" for r in runs)
+
+
+TURN_HOLDER = """
+import sys, time
+from pathlib import Path
+from bertcmp.sweep import CpuTurns
+with CpuTurns(Path(sys.argv[1])).turn():
+    print("holding", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_jobs_that_want_every_core_take_turns(tmp_path):
+    """While one job holds the machine, another waits; a killed holder lets go of it."""
+    import fcntl
+    import subprocess
+    import sys
+
+    from bertcmp.sweep import CpuTurns
+
+    lock = tmp_path / "cpu.lock"
+    holder = subprocess.Popen([sys.executable, "-c", TURN_HOLDER, str(lock)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "holding"
+    probe = open(lock, "a")
+    with pytest.raises(BlockingIOError):  # taken
+        fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    holder.kill()
+    holder.wait()
+    with CpuTurns(lock).turn():  # free again at once
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # and now this process holds it
+    fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # given back after the turn
+
+
+def test_a_loader_taking_turns_holds_the_machine_while_its_batch_is_used(tmp_path):
+    import fcntl
+
+    import torch
+    from torch.utils.data import DataLoader
+
+    from bertcmp.sweep import CpuTurns, TakingTurns
+
+    lock = tmp_path / "cpu.lock"
+    plain = DataLoader(range(10), batch_size=3, shuffle=True, generator=torch.Generator().manual_seed(0))
+    wrapped = TakingTurns(plain, CpuTurns(lock))
+    assert len(wrapped) == 4 and wrapped.generator is plain.generator
+    probe = open(lock, "a")
+    seen = []
+    for batch in wrapped:
+        with pytest.raises(BlockingIOError):  # held while the batch is trained on
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        seen.append(batch.tolist())
+    fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # given back after the last batch
+    fcntl.flock(probe, fcntl.LOCK_UN)
+    plain.generator.manual_seed(0)
+    assert seen == [batch.tolist() for batch in plain]  # the same batches, in the same order
