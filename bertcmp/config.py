@@ -114,7 +114,7 @@ class ScratchConfig:
     num_layers: int = 2
     num_heads: int = 2          # ModernBERT: hidden_size / num_heads must be even (rotary embeddings)
     intermediate_size: int = 128
-    vocab_size: int = 2000
+    vocab_size: Optional[int] = 2000  # the tokenizer's; null = the family's real one (model/scratch=base)
 
 
 @dataclass
@@ -303,7 +303,8 @@ def validate(cfg: DictConfig) -> None:
     s = m.scratch
     for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size"):
         _require(s[key] >= 1, f"model.scratch.{key}={s[key]} must be >= 1")
-    _require(s.vocab_size >= 100, f"model.scratch.vocab_size={s.vocab_size} must be >= 100")
+    _require(s.vocab_size is None or s.vocab_size >= 100,
+             f"model.scratch.vocab_size={s.vocab_size} must be >= 100, or null for the family's own vocabulary size")
     _require(s.hidden_size % s.num_heads == 0,
              f"model.scratch.hidden_size={s.hidden_size} must be divisible by "
              f"model.scratch.num_heads={s.num_heads}")

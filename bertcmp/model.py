@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # the names both families use
 POSITIONS = {"bert": 512, "modernbert": 8192}  # how many tokens each family's pretrained models read
+VOCABULARY = {"bert": 30522, "modernbert": 50368}  # bert-base-uncased's and ModernBERT-base's embedding tables
 
 
 class SequenceClassifier(nn.Module):
@@ -96,7 +97,7 @@ def make_tokenizer(cfg: DictConfig, train_texts: Sequence[str]) -> PreTrainedTok
     """The pretrained model's own tokenizer, or, from scratch, one of the model's family trained on the texts."""
     if cfg.pretrained:
         return load_tokenizer(cfg.pretrained)
-    return train_tokenizer(cfg.name, train_texts, cfg.scratch.vocab_size)
+    return train_tokenizer(cfg.name, train_texts, cfg.scratch.vocab_size or VOCABULARY[str(cfg.name)])
 
 
 def _wordpiece_vocab(texts: Sequence[str], vocab_size: int, normalizer, pre_tokenizer) -> dict[str, int]:
@@ -232,7 +233,9 @@ def scratch_encoder(family: str, scratch: DictConfig, tokenizer: PreTrainedToken
                     auto: type = AutoModel, **config_changes) -> PreTrainedModel:
     """A randomly initialised encoder (or, with `auto`, another model) of the given family and sizes, matched to
     `tokenizer`."""
-    sizes = dict(vocab_size=len(tokenizer), hidden_size=scratch.hidden_size,
+    # vocab_size null (model/scratch=base): the family's own embedding table, however few tokens the texts gave
+    vocabulary = len(tokenizer) if scratch.vocab_size else max(len(tokenizer), VOCABULARY[str(family)])
+    sizes = dict(vocab_size=vocabulary, hidden_size=scratch.hidden_size,
                  num_hidden_layers=scratch.num_layers, num_attention_heads=scratch.num_heads,
                  intermediate_size=scratch.intermediate_size, pad_token_id=tokenizer.pad_token_id)
     if str(family) == "bert":

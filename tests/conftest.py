@@ -40,7 +40,7 @@ def save_tiny_pretrained(family: str, directory: Path, texts: list[str]) -> Path
     from bertcmp.model import scratch_encoder, train_tokenizer
 
     tokenizer = train_tokenizer(family, texts, vocab_size=300)
-    sizes = OmegaConf.create(dict(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64))
+    sizes = OmegaConf.create(dict(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, vocab_size=300))
     encoder = scratch_encoder(family, sizes, tokenizer)
     encoder.save_pretrained(directory)
     tokenizer.save_pretrained(directory)

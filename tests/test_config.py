@@ -8,7 +8,8 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from bertcmp.app import CONFIG_DIR
-from bertcmp.config import (Choice, DataConfig, LoggerConfig, ModelConfig, ModelName, Pooling, TrainerConfig,
+from bertcmp.config import (Choice, DataConfig, LoggerConfig, ModelConfig, ModelName, Pooling, ScratchConfig,
+                            TrainerConfig,
                             register_configs, validate)
 from bertcmp.errors import ConfigError
 from conftest import compose_config
@@ -61,7 +62,8 @@ def test_every_experiment_preset_composes_and_validates(preset, model):
     assert cfg.hydra.runtime.choices.experiment == preset
 
 
-SCHEMAS = {"model": ModelConfig, "data": DataConfig, "trainer": TrainerConfig, "logger": LoggerConfig}
+SCHEMAS = {"model": ModelConfig, "data": DataConfig, "trainer": TrainerConfig, "logger": LoggerConfig,
+           "model/scratch": ScratchConfig}
 GROUP_FILES = sorted(p for group in SCHEMAS for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
 
 
@@ -86,7 +88,7 @@ def test_group_files_hold_only_what_differs_from_the_defaults(path):
     """Each default is written once, in bertcmp/config.py; a YAML says only how its option differs (from the
     schema, or from the option it inherits, as model/modernbert.yaml does from model/bert.yaml)."""
     own, parents = _own_keys(path)
-    base = OmegaConf.structured(SCHEMAS[path.parent.name])
+    base = OmegaConf.structured(SCHEMAS[str(path.parent.relative_to(CONFIG_DIR))])
     for parent in parents:
         base = OmegaConf.merge(base, _own_keys(path.parent / f"{parent}.yaml")[0])
     repeated = [key for key, value in _leaves(own) if OmegaConf.select(base, key) == value]
@@ -178,3 +180,12 @@ def test_official_split_checks_only_the_sizes_it_uses():
     validate(make_cfg("data.split=official", "data.valid_size=200"))  # data.test_size (0.05) is not read
     with pytest.raises(ConfigError, match="data.valid_size=1.5"):
         validate(make_cfg("data.split=official", "data.valid_size=1.5"))
+
+
+def test_base_shapes_from_the_command_line_win_over_a_preset():
+    """experiment=smoke builds tiny scratch models; model/scratch=base gives BERT-base and ModernBERT-base shapes."""
+    assert make_cfg("experiment=smoke").model.scratch.hidden_size == 64
+    for family in ("bert", "modernbert"):
+        scratch = make_cfg("experiment=smoke", f"model={family}", "model/scratch=base").model.scratch
+        assert (scratch.hidden_size, scratch.num_layers, scratch.num_heads, scratch.intermediate_size) == \
+            (768, 12, 12, 3072) and scratch.vocab_size is None

@@ -218,3 +218,18 @@ def test_native_head_mean_pooling_is_modernbert_only(tiny_roberta_dir):
     with pytest.raises(ConfigError, match="only ModernBERT's can average"):
         build_classifier(model_cfg(name="auto", pretrained=str(tiny_roberta_dir), head="native", pooling="mean"),
                          AutoTokenizer.from_pretrained(tiny_roberta_dir), TWO)
+
+
+@pytest.mark.parametrize("family, vocabulary, positions", [("bert", 30522, 512), ("modernbert", 50368, 8192)])
+def test_base_shapes_from_scratch(reviews, family, vocabulary, positions):
+    """model/scratch=base: each family's real base shape, its embedding table the real vocabulary's size."""
+    from bertcmp.model import scratch_encoder
+
+    base = OmegaConf.create(dict(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072,
+                                 vocab_size=None))
+    cfg = model_cfg(name=family, pretrained=None, scratch=base)
+    tok = make_tokenizer(cfg, reviews["text"])
+    assert len(tok) < vocabulary  # the generated reviews hold few distinct pieces
+    config = scratch_encoder(family, base, tok).config
+    assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.intermediate_size,
+            config.vocab_size, config.max_position_embeddings) == (768, 12, 12, 3072, vocabulary, positions)
