@@ -1,5 +1,8 @@
 """GPU throughput of bertcmp's training loop: BERT-base and ModernBERT-base shapes (random weights: nothing to
-download), max_length 128 and 512, bf16 autocast, torch.compile off and on. Prints tokens/s and MFU.
+download), max_length 128 and 512, bf16 autocast, torch.compile off and on. Prints tokens/s, MFU and peak memory.
+
+The models are built the way a run builds them, from the composed config `model=<family> model.pretrained=null
+model/scratch=base` (`tiny` with --tiny) and bertcmp.model.build_classifier; fit() is the real training loop.
 
     python -m bench.gpu                 # on a GPU machine; about 5 minutes on an H100
     python -m bench.gpu --tiny          # a 2-layer check of the script itself, runs on a CPU
@@ -16,11 +19,12 @@ import time
 import numpy as np
 import torch
 from omegaconf import OmegaConf
-from transformers import AutoModel, BertConfig, ModernBertConfig, set_seed
+from transformers import set_seed
 
 from bertcmp.config import TrainerConfig
 from bertcmp.data import Encoded, make_loader
-from bertcmp.model import SequenceClassifier, resolve_attention
+from bertcmp.model import SequenceClassifier, build_classifier, make_tokenizer
+from bertcmp.synthetic import make_reviews
 from bertcmp.train import fit
 
 # dense bf16 peaks from NVIDIA's data sheets; the first name contained in the device's name wins
@@ -37,13 +41,17 @@ def peak_flops(override: float | None) -> float:
     return next((v for k, v in PEAK_BF16.items() if k in name), float("nan"))
 
 
-def encoder(family: str, tiny: bool, attention: str):
-    sizes = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128) if tiny else {}
-    if family == "bert":
-        config = BertConfig(**sizes)
-    else:
-        config = ModernBertConfig(**sizes)
-    return AutoModel.from_config(config, attn_implementation=attention)
+def classifier(family: str, tiny: bool, device: torch.device) -> SequenceClassifier:
+    """The model a run of `model=<family> model.pretrained=null model/scratch=base|tiny` trains."""
+    from hydra import compose, initialize_config_dir
+
+    from bertcmp.app import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"model={family}", "model.pretrained=null",
+                                                       f"model/scratch={'tiny' if tiny else 'base'}"])
+    tokenizer = make_tokenizer(cfg.model, make_reviews(2000, 0)["text"])
+    return build_classifier(cfg.model, tokenizer, ["0", "1"], device)
 
 
 def non_embedding_params(model: torch.nn.Module) -> int:
@@ -55,13 +63,15 @@ def synthetic(vocab: int, n: int, length: int, seed: int) -> Encoded:
     rng = np.random.default_rng(seed)
     ids = rng.integers(5, vocab, size=n * length).astype(np.int32)
     return Encoded(ids=ids, offsets=np.arange(0, n * length + 1, length), labels=rng.integers(0, 2, n),
-                   index=np.arange(n))
+                   index=np.arange(n), truncated=np.zeros(n, dtype=bool))
 
 
 def measure(family: str, length: int, compile_model: bool, args, device: torch.device) -> dict:
     set_seed(0)
-    attention = resolve_attention("auto", device)
-    model = SequenceClassifier(encoder(family, args.tiny, attention))
+    model = classifier(family, args.tiny, device)
+    attention = model.encoder.config._attn_implementation
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     batch = args.tokens_per_step // length
     train = synthetic(model.encoder.config.vocab_size, batch * args.steps, length, 0)
     valid = synthetic(model.encoder.config.vocab_size, batch, length, 1)
@@ -75,7 +85,8 @@ def measure(family: str, length: int, compile_model: bool, args, device: torch.d
     flops = 6 * non_embedding_params(model.encoder) * tokens_per_s
     return {"model": family, "max_length": length, "batch": batch, "compile": compile_model,
             "tokens_per_s": tokens_per_s, "mfu": flops / peak_flops(args.peak_tflops),
-            "first_epoch_s": history[0].train_seconds, "attention": attention}
+            "first_epoch_s": history[0].train_seconds, "attention": attention,
+            "peak_gb": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")}
 
 
 def _percent(value: float) -> str:
@@ -95,7 +106,7 @@ def main() -> None:
         args.tokens_per_step, args.steps = min(args.tokens_per_step, 2048), min(args.steps, 3)
     print(f"device: {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, torch {torch.__version__}, "
           f"peak bf16 {peak_flops(args.peak_tflops) / 1e12:.0f} TFLOP/s")
-    print(f"{'model':11s} {'len':>4s} {'batch':>5s} {'compile':>7s} {'tokens/s':>10s} {'MFU':>6s} "
+    print(f"{'model':11s} {'len':>4s} {'batch':>5s} {'compile':>7s} {'tokens/s':>10s} {'MFU':>6s} {'peak GB':>7s} "
           f"{'1st epoch s':>11s} attention")
     for family in ("bert", "modernbert"):
         for length in (128, 512):
@@ -103,7 +114,8 @@ def main() -> None:
                 started = time.perf_counter()
                 r = measure(family, length, compile_model, args, device)
                 print(f"{r['model']:11s} {r['max_length']:4d} {r['batch']:5d} {str(r['compile']):>7s} "
-                      f"{r['tokens_per_s']:10.0f} {_percent(r['mfu']):>6s} {r['first_epoch_s']:11.1f} {r['attention']} "
+                      f"{r['tokens_per_s']:10.0f} {_percent(r['mfu']):>6s} {r['peak_gb']:7.1f} {r['first_epoch_s']:11.1f} "
+                      f"{r['attention']} "
                       f"({time.perf_counter() - started:.0f} s)", flush=True)
 
 
