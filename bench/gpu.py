@@ -1,5 +1,6 @@
 """GPU throughput of bertcmp's training loop: BERT-base and ModernBERT-base shapes (random weights: nothing to
-download), max_length 128 and 512, bf16 autocast, torch.compile off and on. Prints tokens/s, MFU and peak memory.
+download), max_length 128 and 512, bf16 autocast, torch.compile off and on. Prints tokens/s, MFU and peak memory;
+then one job alone against two sharing the GPU (trainer.jobs_per_gpu=2).
 
 The models are built the way a run builds them, from the composed config `model=<family> model.pretrained=null
 model/scratch=base` (`tiny` with --tiny) and bertcmp.model.build_classifier; fit() is the real training loop.
@@ -14,6 +15,9 @@ full (no padding), so every token is real; the timed epoch is the second one, af
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -93,8 +97,25 @@ def _percent(value: float) -> str:
     return "n/a" if value != value else f"{value:.1%}"  # no known peak (a CPU, an unlisted GPU): --peak-tflops
 
 
+def sharing(family: str, args) -> tuple[float, float]:
+    """Tokens/s at 128 tokens of one job alone on the GPU, and of two jobs sharing it (trainer.jobs_per_gpu=2):
+    each job a process of its own, as joblib runs them; two started together, their tokens/s added."""
+    command = [sys.executable, "-m", "bench.gpu", "--worker", family, "--steps", str(args.steps),
+               "--tokens-per-step", str(args.tokens_per_step), *(["--tiny"] if args.tiny else [])]
+
+    def together(n: int) -> float:
+        procs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(n)]
+        outputs = [proc.communicate()[0] for proc in procs]
+        if any(proc.returncode for proc in procs):
+            sys.exit(f"a worker failed:\n{outputs}")
+        return sum(json.loads(out.strip().splitlines()[-1])["tokens_per_s"] for out in outputs)
+
+    return together(1), together(2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", choices=["bert", "modernbert"], help=argparse.SUPPRESS)  # one sharing job
     parser.add_argument("--tiny", action="store_true", help="2-layer models: check the script on a CPU")
     parser.add_argument("--tokens-per-step", type=int, default=32768, help="batch = this / max_length")
     parser.add_argument("--steps", type=int, default=30, help="steps per epoch; the second epoch is timed")
@@ -104,6 +125,10 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if args.tiny:
         args.tokens_per_step, args.steps = min(args.tokens_per_step, 2048), min(args.steps, 3)
+    if args.worker:
+        print(json.dumps({k: v for k, v in measure(args.worker, 128, False, args, device).items()
+                          if isinstance(v, (int, float, str))}))
+        return
     print(f"device: {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, torch {torch.__version__}, "
           f"peak bf16 {peak_flops(args.peak_tflops) / 1e12:.0f} TFLOP/s")
     print(f"{'model':11s} {'len':>4s} {'batch':>5s} {'compile':>7s} {'tokens/s':>10s} {'MFU':>6s} {'peak GB':>7s} "
@@ -117,6 +142,12 @@ def main() -> None:
                       f"{r['tokens_per_s']:10.0f} {_percent(r['mfu']):>6s} {r['peak_gb']:7.1f} {r['first_epoch_s']:11.1f} "
                       f"{r['attention']} "
                       f"({time.perf_counter() - started:.0f} s)", flush=True)
+
+    print("\njobs per GPU (128 tokens, no compile; each job a process of its own):")
+    for family in ("bert", "modernbert"):
+        one, two = sharing(family, args)
+        print(f"{family:11s} 1 job: {one:10.0f} tokens/s   2 jobs sharing: {two:10.0f} tokens/s together "
+              f"({two / one:.2f}x)", flush=True)
 
 
 if __name__ == "__main__":

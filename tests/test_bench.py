@@ -17,3 +17,5 @@ def test_gpu_benchmark_runs_through_the_real_path_on_a_cpu():
     assert [(r[0], r[1]) for r in rows] == [("bert", "128"), ("bert", "512"), ("modernbert", "128"),
                                             ("modernbert", "512")]
     assert all(float(r[4]) > 0 for r in rows)  # tokens/s
+    shared = [line.split() for line in result.stdout.splitlines() if "2 jobs sharing" in line]
+    assert [r[0] for r in shared] == ["bert", "modernbert"] and all(float(r[3]) > 0 and float(r[8]) > 0 for r in shared)
