@@ -5,7 +5,7 @@ then one job alone against two sharing the GPU (trainer.jobs_per_gpu=2).
 The models are built the way a run builds them, from the composed config `model=<family> model.pretrained=null
 model/scratch=base` (`tiny` with --tiny) and bertcmp.model.build_classifier; fit() is the real training loop.
 
-    python -m bench.gpu                 # on a GPU machine; about 5 minutes on an H100
+    python -m bench.gpu                 # on a GPU machine; meant to take under 8 minutes on an H100 (not yet run)
     python -m bench.gpu --tiny          # a 2-layer check of the script itself, runs on a CPU
 
 MFU = 6 x non-embedding parameters x real tokens per second / the GPU's peak dense bf16 FLOP/s. Batches are
