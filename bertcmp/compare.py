@@ -25,7 +25,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from bertcmp import plots, stats
-from bertcmp.outputs import METRICS_FILE, write_text
+from bertcmp.outputs import write_text
 from bertcmp.runs import Found, Run, is_glob, load_runs
 
 COMPARABLE_METRICS = ("test.accuracy", "test.macro_f1", "test.mcc", "test.f1")  # what --metric accepts
@@ -352,7 +352,7 @@ def compare_runs(found: Found, metric: str = "test.accuracy") -> Report:
     completed = [r for r in found.runs if r.status == "completed"]
     not_completed = [f"{r.dir}: {r.status}: {r.metrics.get('error', 'no error recorded')}"
                      for r in found.runs if r.status != "completed"]
-    not_completed += [f"{d / METRICS_FILE}: {why}; run skipped" for d, why in found.unreadable.items()]
+    not_completed += [f"{d}: {why}; run left out" for d, why in found.unreadable.items()]
     shared = shared_overrides(completed)
     rows = summarise(completed, metric, shared)
     ranking = rank_families(rows, metric)
@@ -456,6 +456,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--metric", default="test.accuracy", choices=COMPARABLE_METRICS,
                         help="the metric compared (test.f1: the positive class's, two-class tasks only)")
     args = parser.parse_args(argv)
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        print(f"error: --out {args.out} is a file; give a directory (made if missing) for the report", file=sys.stderr)
+        return 2
     found = load_runs(args.paths)
     many = [r for r in found.runs if r.status == "completed" and len(r.classes) > 2]
     if args.metric == "test.f1" and many:

@@ -110,7 +110,7 @@ class Found:
     """What `load_runs` found under the paths it was given."""
     dirs: list[Path]             # every run dir, in the order found (a sweep's in job order)
     runs: list[Run]              # every run whose metrics.json could be read, whatever its status
-    unreadable: dict[Path, str]  # run dir -> why it has no readable metrics.json (never started, killed, corrupt)
+    unreadable: dict[Path, str]  # run dir -> which file cannot be read and why (never started, killed, damaged)
     problems: list[str]          # one line per path or file that could not be used, naming it
 
 
@@ -121,13 +121,21 @@ def load_runs(paths: Sequence[str]) -> Found:
     for run_dir in run_dirs:
         metrics = read_json(run_dir / METRICS_FILE)
         if not isinstance(metrics, dict) or "status" not in metrics:
-            found.unreadable[run_dir] = "missing" if not (run_dir / METRICS_FILE).exists() \
-                else "not valid JSON or has no status"
+            found.unreadable[run_dir] = f"{METRICS_FILE} missing" if not (run_dir / METRICS_FILE).exists() \
+                else f"{METRICS_FILE} is not valid JSON or has no status"
             continue
-        run, problems = load_run(run_dir, metrics)
+        try:
+            run, problems = load_run(run_dir, metrics)
+        except DamagedRun as err:
+            found.unreadable[run_dir] = str(err)
+            continue
         found.runs.append(run)
         found.problems += problems
     return found
+
+
+class DamagedRun(Exception):
+    """A completed run whose files cannot be compared: which file, and why."""
 
 
 def find_run_dirs(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
@@ -163,6 +171,9 @@ def load_run(run_dir: Path, metrics: dict) -> tuple[Run, list[str]]:
     problems = [problem] if problem else []
     run = Run(dir=run_dir, status=str(metrics["status"]), metrics=metrics, config=config)
     if run.status == "completed":
+        missing = [key for key in ("valid.accuracy", "test.accuracy") if run.value(key) is None]
+        if missing:
+            raise DamagedRun(f"{METRICS_FILE} says completed but has no {' or '.join(missing)}")
         run.history = _read_history(run_dir / HISTORY_FILE)
         run.predictions, problem = _read_predictions(run_dir / PREDICTIONS_FILE, metrics)
         problems += [problem] if problem else []
@@ -184,7 +195,11 @@ def _read_config(path: Path) -> tuple[dict, Optional[str]]:
 def _read_history(path: Path) -> list[dict]:
     rows = []
     if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise DamagedRun(f"{path.name} is not UTF-8 text ({err.reason}, byte {err.start})") from err
+        for line in text.splitlines():
             try:
                 rows.append(json.loads(line))
             except ValueError:

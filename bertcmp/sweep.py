@@ -15,7 +15,6 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from bertcmp.devices import lease_dir
-from bertcmp.outputs import METRICS_FILE
 from bertcmp.runs import Found, Run, load_runs
 
 
@@ -111,7 +110,7 @@ def summarise_sweep(found: Found) -> tuple[list[str], list[str]]:
     for run_dir in found.dirs:
         run = runs.get(run_dir)
         if run is None:
-            problems.append(f"{run_dir.name}: no readable {METRICS_FILE} ({found.unreadable[run_dir]}: "
+            problems.append(f"{run_dir.name}: {found.unreadable[run_dir]} ("
                             "the job did not start, was killed, or its file is damaged)")
         elif run.status == "completed":
             done.append(f"{run_dir.name}: valid accuracy {_score(run, 'valid.accuracy')}, "

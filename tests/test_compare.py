@@ -198,7 +198,7 @@ def test_bad_inputs_are_named_and_the_rest_reported(tmp_path, capsys):
     code = main([str(tmp_path / "s"), str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
     printed = capsys.readouterr().out
     assert code == 0
-    assert f"{broken / 'metrics.json'}: not valid JSON" in printed
+    assert f"{broken}: metrics.json is not valid JSON or has no status; run left out" in printed
     assert f"{short / 'test_predictions.csv'}: 1995 rows but the run's test split has 2000 items" in printed
     assert f"{tmp_path / 'empty'}: no runs here" in printed
     assert "ModernBERT is better than BERT" in printed
@@ -276,3 +276,34 @@ def test_multi_class_runs_compare_by_item_and_by_macro_f1(tmp_path, capsys):
     assert h["sentence"].startswith("ModernBERT is better than BERT by") and "points of test.macro_f1" in h["sentence"]
     assert main([str(tmp_path / "s"), "--metric", "test.f1"]) == 2
     assert "--metric test.f1 is the positive class's F1 of two-class tasks" in capsys.readouterr().err
+
+
+def test_damaged_files_leave_their_run_out_and_the_rest_is_compared(tmp_path, capsys):
+    """A history.jsonl that is not UTF-8, a completed metrics.json without scores: one line each, no NaN."""
+    label = labels()
+    make_run(tmp_path / "s" / "0_bert", "bert", 0, predictions(label, np.arange(100)), label)
+    make_run(tmp_path / "s" / "1_modernbert", "modernbert", 0, predictions(label, np.arange(50)), label)
+    garbled = make_run(tmp_path / "s" / "2_bert", "bert", 1, label, label)
+    (garbled / "history.jsonl").write_bytes(b'{"epoch": 1, "valid_accuracy": 0.9}\n\xff\xfe garbage\n')
+    empty = make_run(tmp_path / "s" / "3_modernbert", "modernbert", 1, label, label)
+    metrics = json.loads((empty / "metrics.json").read_text())
+    del metrics["valid"], metrics["test"]
+    (empty / "metrics.json").write_text(json.dumps(metrics))
+    assert main([str(tmp_path / "s")]) == 0
+    printed = capsys.readouterr().out
+    assert f"{garbled}: history.jsonl is not UTF-8 text (invalid start byte, byte 36); run left out" in printed
+    assert f"{empty}: metrics.json says completed but has no valid.accuracy or test.accuracy; run left out" in printed
+    assert "nan points" not in printed  # the NaN row and verdict of issue 13
+    summary = json.loads((tmp_path / "s" / "comparison" / "comparison.json").read_text())
+    assert sorted(r["runs"] for r in summary["rows"]) == [1, 1]  # the two good runs, compared
+    assert summary["head_to_heads"][0]["sentence"].startswith("ModernBERT is better than BERT")
+
+
+def test_out_that_is_a_file_is_one_line(tmp_path, capsys):
+    label = labels()
+    make_run(tmp_path / "s" / "0_bert", "bert", 0, label, label)
+    (tmp_path / "report.txt").write_text("mine")
+    assert main([str(tmp_path / "s"), "--out", str(tmp_path / "report.txt")]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: --out {tmp_path / 'report.txt'} is a file; give a directory "
+                                               "(made if missing) for the report")
+    assert (tmp_path / "report.txt").read_text() == "mine"

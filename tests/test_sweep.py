@@ -100,16 +100,21 @@ def test_summary_lists_what_did_not_complete(tmp_path):
     done, problems = summarise_sweep(load_runs([str(tmp_path)]))
     assert done == ["0_a: valid accuracy 0.9000, test accuracy 0.8000"]
     assert problems[0] == "1_b: failed: data.source='x' does not exist"
-    assert problems[1].startswith("2_c: no readable metrics.json")
+    assert problems[1].startswith("2_c: metrics.json")
 
 
 def test_summary_survives_damaged_run_files(tmp_path):
     """What the list is for: even a run whose files are damaged is listed, and the list is still made."""
     (tmp_path / "0_a" / ".hydra").mkdir(parents=True)
     (tmp_path / "0_a" / ".hydra" / "config.yaml").write_text("model: [unclosed\n")
-    (tmp_path / "0_a" / "metrics.json").write_text(json.dumps({"status": "completed"}))  # no scores recorded
+    (tmp_path / "0_a" / "metrics.json").write_text(json.dumps({"status": "completed", "valid": {"accuracy": 0.9},
+                                                               "test": {"accuracy": 0.8}}))
+    (tmp_path / "1_b").mkdir()
+    (tmp_path / "1_b" / "metrics.json").write_text(json.dumps({"status": "completed"}))  # no scores recorded
     found = load_runs([str(tmp_path)])
-    assert summarise_sweep(found) == (["0_a: valid accuracy missing, test accuracy missing"], [])
+    assert summarise_sweep(found) == (["0_a: valid accuracy 0.9000, test accuracy 0.8000"], [
+        "1_b: metrics.json says completed but has no valid.accuracy or test.accuracy (the job did not start, was "
+        "killed, or its file is damaged)"])
     assert f"{tmp_path / '0_a' / '.hydra' / 'config.yaml'}: unreadable (ParserError); " \
            "the run is compared by its metrics.json alone" in found.problems
 
