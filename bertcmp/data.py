@@ -59,6 +59,9 @@ def read_source(source: str | Sequence[str], text_column: str, label_column: str
     if len(sources) == 1 and Path(sources[0]).expanduser().is_dir():
         root = Path(sources[0]).expanduser()
         acl = _find_aclimdb(root)
+        if not acl and not _holds_data(root):
+            raise DataError(f"data.source={str(root)!r}: no data files in this directory (csv, jsonl, json, parquet or "
+                            "arrow, or an aclImdb folder); give the directory that holds them, or the files")
         raw = _read_aclimdb(acl) if acl else _load(str(root), str(root))
     elif any(_looks_local(s) for s in sources):
         raw = _read_files(sources)
@@ -99,12 +102,34 @@ def _looks_local(source: str) -> bool:
             or Path(source).expanduser().exists())
 
 
-def _load(path: str, shown: str, **kwargs: Any) -> DatasetDict:
+def _holds_data(root: Path) -> bool:
+    return any(p.suffix.lower() in (*FILE_BUILDERS, ".arrow") for p in root.rglob("*") if p.is_file())
+
+
+def _first_bad_line(files: Sequence[str]) -> Optional[str]:
+    """Where the first line of these JSON-lines files that is not JSON is: 'file, line N', or None."""
+    for name in files:
+        with open(name, encoding="utf-8", errors="replace") as f:
+            for number, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        json.loads(line)
+                    except ValueError:
+                        return f"{name}, line {number}"
+    return None
+
+
+def _load(path: str, shown: str, local: bool = False, **kwargs: Any) -> DatasetDict:
     try:
         return load_dataset(path, **kwargs)
     except Exception as err:  # datasets raises many types for "not there"; all mean the same to a user
-        where = "is not a local path and could not be loaded from the Hugging Face Hub" \
-            if not Path(path).exists() else "could not be read"
+        files = [f for group in kwargs.get("data_files", {}).values() for f in group]
+        bad = _first_bad_line([f for f in files if f.endswith(".jsonl")]) if files else None
+        if bad:
+            raise DataError(f"data.source={shown}: {bad} is not valid JSON; each line of a .jsonl file must be one "
+                            "JSON object") from err
+        where = "could not be read" if local or Path(path).exists() \
+            else "is not a local path and could not be loaded from the Hugging Face Hub"
         raise DataError(f"data.source={shown!r} {where} ({type(err).__name__}: {str(err).splitlines()[0]}); "
                         "give a local directory or files, e.g. data.source=/path/to/imdb, "
                         "or run offline with data=synthetic") from err
@@ -129,7 +154,7 @@ def _read_files(sources: list[str]) -> DatasetDict:
     data_files: dict[str, list[str]] = {}
     for path in files:
         data_files.setdefault(_split_of(path.name), []).append(str(path))
-    return _load(builders.pop(), _show(sources), data_files=data_files)
+    return _load(builders.pop(), _show(sources), local=True, data_files=data_files)
 
 
 def _split_of(filename: str) -> str:

@@ -489,3 +489,18 @@ def test_tail_and_head_tail_keep_the_tokenizers_own_ids(family):
     tokenizer.truncation_side = "left"  # the tokenizer's own tail truncation agrees
     assert tail.ids == tokenizer(texts, truncation=True, max_length=40)["input_ids"]
     assert list(full_lengths(texts, tokenizer)) == [len(ids) + 2 for ids in whole]
+
+
+def test_a_malformed_jsonl_line_is_named(tmp_path):
+    path = tmp_path / "train.jsonl"
+    lines = [json.dumps({"text": f"review {i}", "label": i % 2}) for i in range(40)]
+    lines[2] = '{"text": "cut short", "label": '
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=rf"{path}, line 3 is not valid JSON; each line of a .jsonl file must be one"):
+        load_splits(data_cfg(source=str(path)))
+
+
+def test_a_directory_without_data_files_says_so(tmp_path):
+    (tmp_path / "README.md").write_text("# my data\nlabel: 0 or 1\n")
+    with pytest.raises(DataError, match=f"data.source='{tmp_path}': no data files in this directory"):
+        load_splits(data_cfg(source=str(tmp_path)))
