@@ -44,7 +44,7 @@ from bertcmp.errors import BertcmpError
 from bertcmp.model import build_classifier, count_parameters, describe_encoder, make_tokenizer
 from bertcmp.runs import computation_key
 from bertcmp.sweep import CpuTurns, TakingTurns, cpu_cores, cpu_threads_per_job, launcher_parallelism
-from bertcmp.tracking import Tracker, start_run, sweep_group
+from bertcmp.tracking import Choice, Tracker, choose_mode, start_run, sweep_group
 from bertcmp.train import Evaluation, Progress, TrainingState, ValidationRecord, evaluate, fit, resolve_precision
 
 log = logging.getLogger("bertcmp")
@@ -113,6 +113,13 @@ class Job:
         config["run"] = {"dir": str(self.dir), "overrides": self.overrides, "job_num": self.num, "model": self.model}
         return config
 
+    def record_end(self, status: str, error: str) -> None:
+        """Record how the run ended, where the disk still allows it (the run's own error says why if not)."""
+        try:
+            self.write_status(status, error=error)
+        except BertcmpError as err:
+            log.warning("%s could not be recorded: %s", status, err)
+
     def write_status(self, status: str, **fields: Any) -> None:
         now = time.time()
         outputs.write_json(self.dir / outputs.METRICS_FILE, {
@@ -127,28 +134,46 @@ class Job:
 
 
 def run_job(cfg: DictConfig, job: Job) -> Optional[float]:
-    """The failure policy around the recipe. A run completed earlier with the same computation is skipped.
-    In a sweep, a failing job records why in its metrics.json and returns NaN, so its siblings go on; the
-    end-of-sweep report (bertcmp.sweep.SweepReport) lists the failures and exits non-zero."""
+    """The failure policy around the recipe. The run's directory belongs to one live process: a run that another
+    process is running is left to it. A run completed earlier with the same computation is skipped. In a sweep, a
+    failing job records why in its metrics.json and returns NaN, so its siblings go on; the end-of-sweep report
+    (bertcmp.sweep.SweepReport) lists the failures and exits non-zero."""
+    with outputs.holding(job.dir) as holder:
+        if holder is not None:
+            log.log(logging.WARNING if job.multirun else logging.ERROR, "skipping %s: %s is running it (another "
+                    "sweep in the same directory); this one leaves it be", job.dir, holder)
+            if job.multirun:
+                return float("nan")  # the sweep's other runs go on
+            raise SystemExit(1)
+        if leftovers := outputs.remove_leftovers(job.dir):
+            log.info("removed what an interrupted run left in %s: %s", job.dir, ", ".join(sorted(leftovers)))
+        return _run_held(cfg, job)
+
+
+def _run_held(cfg: DictConfig, job: Job) -> Optional[float]:
     previous = outputs.read_json(job.dir / outputs.METRICS_FILE) or {}
     if previous.get("status") == "completed" and previous.get("computation_key") == job.computation_key:
+        outputs.clear_resume_state(job.dir)  # left when the process died between recording completion and this
         log.info("skipping %s: completed earlier with this config (valid accuracy %.4f)", job.dir.name,
                  previous["valid"]["accuracy"])
         return previous["valid"]["accuracy"]
+    if previous.get("status") == "running":  # yet nobody holds the directory: its process is gone
+        log.warning("the earlier run in %s stopped without recording why (killed, or its disk filled up): "
+                    "taken as interrupted", job.dir)
     job.write_status("running")
     try:
         with sigterm_as_interrupt():
             return train_and_test(cfg, job)
     except KeyboardInterrupt:
-        job.write_status("interrupted", error="interrupted (Ctrl-C or SIGTERM); run again to resume")
+        job.record_end("interrupted", error="interrupted (Ctrl-C or SIGTERM); run again to resume")
         log.warning("interrupted; the same command resumes from the last finished epoch")
         raise SystemExit(130) from None  # the shell's code for Ctrl-C; the sweep stops too
-    except BertcmpError as err:  # the user's input: one line that says what is wrong, no traceback
-        job.write_status("failed", error=str(err))
+    except BertcmpError as err:  # the user's input or a full disk: one line that says what is wrong, no traceback
+        job.record_end("failed", error=str(err))
         log.error("%s", err)
         failure: BaseException = SystemExit(1)
     except Exception as err:  # a bug or the machine (out of memory, ...): the traceback goes to the job log
-        job.write_status("failed", error=f"{type(err).__name__}: {err}")
+        job.record_end("failed", error=f"{type(err).__name__}: {err}")
         log.exception("run failed")
         failure = err
     if job.multirun:
@@ -179,6 +204,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def train_and_test(cfg: DictConfig, job: Job) -> float:
     """Fine-tune on train, pick the best epoch on valid, score it once on test; return its valid accuracy."""
     validate(cfg)  # before anything slow, so a bad value costs nothing
+    tracking = choose_mode(str(cfg.logger.mode), job.dir)  # and can W&B be reached?
     encoder = describe_encoder(cfg.model, cfg.data.max_length)  # and is the pretrained model there?
     job.named_by(encoder.family)
     # a GPU of its own for as long as the job runs (trainer.device=auto), however the job ends
@@ -187,7 +213,7 @@ def train_and_test(cfg: DictConfig, job: Job) -> float:
         data = load_data(cfg, hardware, encoder.max_length)
         model = build_model(cfg, job.model, data, hardware)
         resume = load_resume(job, cfg.trainer.epochs)
-        tracker = start_tracking(cfg, job, resume)
+        tracker = start_tracking(cfg, job, tracking, resume)
         try:
             progress = train(cfg, job, model, data, hardware, tracker, resume)
             metrics = score_and_save(cfg, job, model, data, hardware, progress)
@@ -309,8 +335,8 @@ def load_resume(job: Job, epochs: int) -> Optional[Resume]:
     return resume
 
 
-def start_tracking(cfg: DictConfig, job: Job, resume: Optional[Resume]) -> Tracker:
-    return start_run(cfg.logger, job.tracked_config(cfg), job.name, job.group, job.dir,
+def start_tracking(cfg: DictConfig, job: Job, tracking: Choice, resume: Optional[Resume]) -> Tracker:
+    return start_run(cfg.logger, tracking, job.tracked_config(cfg), job.name, job.group, job.dir,
                      run_id=resume.tracker_id if resume else None)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import io
 import itertools
 import json
 import logging
@@ -24,12 +25,13 @@ from typing import Any, Iterable, Iterator, NamedTuple, Optional, Sequence
 import numpy as np
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, concatenate_datasets, load_dataset
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from omegaconf import DictConfig, ListConfig
 from tokenizers import Encoding, Tokenizer
 from torch.utils.data import DataLoader, Sampler
 
 from bertcmp.errors import ConfigError, DataError
+from bertcmp.outputs import replacing
 from bertcmp.synthetic import GENERATORS
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,7 @@ FILE_BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "
 NEGATIVE_LABELS = {"0", "neg", "negative", "false"}
 POSITIVE_LABELS = {"1", "pos", "positive", "true"}
 _SPLIT_IN_FILENAME = re.compile(r"(?:^|[-_.])(train|test|valid|validation|dev)(?:$|[-_.\d])")
-_CACHE_FORMAT = 4
+_CACHE_FORMAT = 5
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -413,17 +415,18 @@ def tokenize_splits(splits: DatasetDict, tokenizer: Any, max_length: int, cache_
     root = Path(cache_dir).expanduser() / "tokenized"
     root.mkdir(parents=True, exist_ok=True)
     entry = root / key
+    _remove_leftovers(root)
     with FileLock(str(root / f"{key}.lock")):
-        if (entry / "meta.json").is_file():
+        cached = _read_cache(entry)
+        if cached is not None:
             log.info("tokenized data: cache hit %s", entry)
-        else:
-            log.info("tokenizing %s examples (max_length %d, truncation %s) into %s",
-                     " / ".join(str(len(splits[s])) for s in SPLITS), max_length, truncation, entry)
-            encoded = {name: _encode(splits[name], tokenizer, max_length, truncation, head_tokens) for name in SPLITS}
-            encoded["test"].n_tokens = full_lengths(column(splits["test"], "text"), tokenizer,
-                                                    _pairs(splits["test"]))
-            _write_cache(entry, encoded)
-        return {name: _read_split(entry, name) for name in SPLITS}
+            return cached
+        log.info("tokenizing %s examples (max_length %d, truncation %s) into %s",
+                 " / ".join(str(len(splits[s])) for s in SPLITS), max_length, truncation, entry)
+        encoded = {name: _encode(splits[name], tokenizer, max_length, truncation, head_tokens) for name in SPLITS}
+        encoded["test"].n_tokens = full_lengths(column(splits["test"], "text"), tokenizer, _pairs(splits["test"]))
+        _write_cache(entry, encoded)
+        return encoded
 
 
 def _check_head_tokens(head_tokens: int, max_length: int, specials: int) -> None:
@@ -586,24 +589,65 @@ def _encode(ds: Dataset, tokenizer: Any, max_length: int, truncation: str, head_
 
 
 _ARRAYS = ("ids", "offsets", "labels", "index", "truncated", "n_tokens", "type_ids")
+_META = "meta.json"
 
 
 def _write_cache(entry: Path, encoded: dict[str, Encoded]) -> None:
-    tmp = entry.with_name(entry.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    for name, enc in encoded.items():
-        for field in _ARRAYS:
-            if getattr(enc, field) is not None:
-                np.save(tmp / f"{name}.{field}.npy", getattr(enc, field))
-    (tmp / "meta.json").write_text(json.dumps({name: len(enc) for name, enc in encoded.items()}))
-    shutil.rmtree(entry, ignore_errors=True)
-    os.replace(tmp, entry)  # a reader sees the whole entry or none of it
+    """Each array as a .npy file, and meta.json (written last: an entry without it is not one) with the size and
+    SHA-256 of each, so that a damaged or altered file is found when the entry is read."""
+    with replacing(entry) as tmp:
+        tmp.mkdir()
+        arrays = {}
+        for name, enc in encoded.items():
+            for field in _ARRAYS:
+                if getattr(enc, field) is not None:
+                    path = tmp / f"{name}.{field}.npy"
+                    np.save(path, getattr(enc, field))
+                    data = path.read_bytes()
+                    arrays[path.name] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        (tmp / _META).write_text(json.dumps({"splits": {name: len(enc) for name, enc in encoded.items()},
+                                             "arrays": arrays}))
 
 
-def _read_split(entry: Path, name: str) -> Encoded:
-    arrays = {field: np.load(path) for field in _ARRAYS if (path := entry / f"{name}.{field}.npy").is_file()}
-    return Encoded(**arrays)
+def _read_cache(entry: Path) -> Optional[dict[str, Encoded]]:
+    """The entry's splits, or None when there is no entry or it is damaged (then it is removed, with a warning
+    naming it and its bad file, and built again)."""
+    if not (entry / _META).is_file():
+        return None
+    try:
+        meta = json.loads((entry / _META).read_text())
+        arrays = {name: _read_array(entry / name, **check) for name, check in meta["arrays"].items()}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        log.warning("tokenized data cache %s is damaged (%s): tokenizing again", entry, err)
+        shutil.rmtree(entry, ignore_errors=True)
+        return None
+    return {split: Encoded(**{field: arrays[f"{split}.{field}.npy"] for field in _ARRAYS
+                              if f"{split}.{field}.npy" in arrays}) for split in SPLITS}
+
+
+def _read_array(path: Path, size: int, sha256: str) -> np.ndarray:
+    data = path.read_bytes()
+    if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
+        raise ValueError(f"{path.name} is not the file written: {len(data)} bytes where {size} were written, "
+                         "or another checksum")
+    return np.load(io.BytesIO(data))
+
+
+def _remove_leftovers(root: Path) -> None:
+    """Remove the half-written entries of processes that died while writing one: those whose key nobody holds
+    (named `.<key>.tmp<pid>`, or by bertcmp 0.2 `<key>.tmp<pid>`)."""
+    for tmp in root.glob("*.tmp*"):
+        key = tmp.name.lstrip(".").split(".tmp")[0]
+        lock = FileLock(str(root / f"{key}.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:  # being written now
+            continue
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            log.info("removed %s, left by a process that died while writing it", tmp)
+        finally:
+            lock.release()
 
 
 # ---------------------------------------------------------------------------------------------- batching

@@ -8,19 +8,29 @@ so an interrupted run leaves the previous complete version or nothing, never a t
     checkpoint/           the best weights (model.safetensors), the config, the tokenizer, and bertcmp.json
                           (the classes and how texts were tokenized: what bertcmp.predict needs)
     resume/state.pt       while training: the last finished epoch's full state; removed once the run completes
+    .lock                 held (flock) by the process running the run, for as long as it runs
+
+A temporary is named `.<name>.tmp<pid>`; one that outlives its process (a kill at the wrong moment) is removed by
+the next process to hold the directory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import os
+import re
 import shutil
+import socket
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
+
+from bertcmp.errors import writing
 
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.jsonl"
@@ -28,15 +38,44 @@ PREDICTIONS_FILE = "test_predictions.csv"
 CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_SETTINGS = "bertcmp.json"
 RESUME_DIR = "resume"
+LOCK_FILE = ".lock"
+_TEMPORARY = re.compile(r"\..+\.tmp\d+")
+
+
+def temporary(path: Path) -> Path:
+    """Where `path` is written before it is renamed into place: beside it, named for this process."""
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+@contextlib.contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """Write the temporary that the with-block is given, then rename it to `path` (a file or a directory): a
+    reader sees the old version or the new one, never a part. A failed write removes its temporary, and a full
+    disk is one line naming `path` (errors.NoSpaceError)."""
+    tmp = temporary(path)
+    _remove(tmp)
+    try:
+        with writing(path):
+            yield tmp
+            if path.is_dir() and tmp.is_dir():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+    finally:
+        _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -73,12 +112,9 @@ def write_predictions(path: Path, index: np.ndarray, labels: np.ndarray, preds: 
 
 def write_checkpoint(directory: Path, fill: Callable[[Path], None]) -> None:
     """A directory that `fill` writes (weights, config, tokenizer), swapped in as a whole."""
-    tmp = directory.with_name(f".{directory.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    fill(tmp)
-    shutil.rmtree(directory, ignore_errors=True)
-    os.replace(tmp, directory)
+    with replacing(directory) as tmp:
+        tmp.mkdir(parents=True)
+        fill(tmp)
 
 
 def write_resume_state(run_dir: Path, state: dict) -> None:
@@ -86,9 +122,11 @@ def write_resume_state(run_dir: Path, state: dict) -> None:
     directory.mkdir(exist_ok=True)
     import torch
 
-    tmp = directory / f".state.pt.tmp{os.getpid()}"
-    torch.save(state, tmp)
-    os.replace(tmp, directory / "state.pt")
+    # through a Python file, so that a failed write is an OSError rather than torch's own RuntimeError
+    with replacing(directory / "state.pt") as tmp, open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def read_resume_state(run_dir: Path) -> dict | None:
@@ -101,6 +139,52 @@ def read_resume_state(run_dir: Path) -> dict | None:
 
 def clear_resume_state(run_dir: Path) -> None:
     shutil.rmtree(run_dir / RESUME_DIR, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def holding(run_dir: Path) -> Iterator[Optional[str]]:
+    """Hold `run_dir` for the with-block, so that one live process at a time runs it: gives None when this process
+    holds it, else who does ("process <pid> on <host>"). The lock is the operating system's (flock), so a killed
+    process lets go of it at once and the next one takes over."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            return
+        holder = f"process {os.getpid()} on {socket.gethostname()}".encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, holder, 0)
+        yield None
+    finally:
+        os.close(fd)  # lets go of the lock
+
+
+def is_held(run_dir: Path) -> Optional[bool]:
+    """Whether a live process holds `run_dir` now; None when no process ever took it (bertcmp 0.2 and older)."""
+    try:
+        fd = os.open(run_dir / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def remove_leftovers(run_dir: Path) -> list[str]:
+    """Remove the temporaries that processes which held `run_dir` before left behind (only the holder writes there,
+    so every temporary found by the holder is one); give their names."""
+    found = [p for d in (run_dir, run_dir / RESUME_DIR) if d.is_dir() for p in d.iterdir()
+             if _TEMPORARY.fullmatch(p.name)]
+    for path in found:
+        _remove(path)
+    return [str(p.relative_to(run_dir)) for p in found]
 
 
 def read_json(path: Path) -> dict | None:

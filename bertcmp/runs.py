@@ -16,7 +16,7 @@ import numpy as np
 import yaml
 from omegaconf import OmegaConf
 
-from bertcmp.outputs import HISTORY_FILE, METRICS_FILE, PREDICTIONS_FILE, read_json
+from bertcmp.outputs import HISTORY_FILE, METRICS_FILE, PREDICTIONS_FILE, is_held, read_json
 
 # the keys of the data config that decide which items land in the test split
 TEST_ITEMS_KEYS = ("name", "source", "synthetic", "text_column", "text_pair_column", "label_column", "split",
@@ -170,6 +170,14 @@ def load_run(run_dir: Path, metrics: dict) -> tuple[Run, list[str]]:
     config, problem = _read_config(run_dir / ".hydra" / "config.yaml")
     problems = [problem] if problem else []
     run = Run(dir=run_dir, status=str(metrics["status"]), metrics=metrics, config=config)
+    if run.status == "running":
+        held = is_held(run_dir)
+        if held is False:  # its process is gone without a word
+            run.status = "interrupted"
+            run.metrics = {**metrics, "error": "its process ended without recording how (killed, out of memory, "
+                                              "or a full disk); the same command resumes it"}
+        elif held:
+            run.metrics = {**metrics, "error": "a live process is running it now"}
     if run.status == "completed":
         missing = [key for key in ("valid.accuracy", "test.accuracy") if run.value(key) is None]
         if missing:

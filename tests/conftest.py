@@ -10,9 +10,11 @@ os.environ["WANDB_SILENT"] = "true"
 os.environ.pop("WANDB_API_KEY", None)
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
+import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Optional  # noqa: E402
 
 import pytest  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
@@ -111,7 +113,16 @@ def compose_config(*overrides: str, hydra: bool = False):
         return compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra)
 
 
-def run_cli(*args: str, cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
-    """The real command line, `python -m bertcmp ...`, in a subprocess as a user would run it."""
+def closed_port() -> str:
+    """The address of a port nobody listens on (a W&B server that is not there): connections are refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def run_cli(*args: str, cwd: Path, timeout: int = 900, env: Optional[dict] = None) -> subprocess.CompletedProcess:
+    """The real command line, `python -m bertcmp ...`, in a subprocess as a user would run it; `env` sets
+    environment variables (None: removes one)."""
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "bertcmp", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                          timeout=timeout, env={k: v for k, v in environment.items() if v is not None})

@@ -1,15 +1,21 @@
 """The task function in-process: a whole tiny run through the recipe's steps, the skip of a completed run, the
 run's identity, and bad input, composed with Hydra's compose API as the command line would compose it."""
 
+import errno
 import json
 import logging
+import math
+import os
+import socket
+import subprocess
+import sys
 
 import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from bertcmp.app import Job, run_job
-from conftest import compose_config
+from conftest import closed_port, compose_config
 
 TINY = ("experiment=smoke", "data.num_examples=300", "trainer.epochs=2")
 
@@ -264,3 +270,110 @@ def test_taking_turns_changes_no_number(tmp_path, monkeypatch):
     history = [[{k: v for k, v in json.loads(line).items() if "seconds" not in k} for line in h.splitlines()]
                for h, _ in outcomes]
     assert history[0] == history[1] and outcomes[0][1] == outcomes[1][1]
+
+
+# ---------------------------------------------------------------------------------------------- real machines
+
+
+def test_online_tracking_without_a_server_fails_before_any_data_loads(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("WANDB_BASE_URL", closed_port())
+    cfg = compose_config(*TINY, "logger.mode=online", f"cache_dir={tmp_path / 'cache'}")
+    job = Job.create(cfg, tmp_path / "run", TINY)
+    with pytest.raises(SystemExit) as stop:
+        run_job(cfg, job)
+    assert stop.value.code == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].startswith("logger.mode=online but the W&B server http://127.0.0.1:")
+    assert recorded(job)["status"] == "failed" and not (tmp_path / "cache").exists()
+
+
+def test_a_run_dir_belongs_to_one_live_process(tmp_path, caplog):
+    from bertcmp import outputs
+
+    cfg, job = new_job(tmp_path, *TINY)
+    with outputs.holding(job.dir) as holder:  # as another sweep in the same directory would
+        assert holder is None
+        sibling = Job.create(cfg, job.dir, TINY, multirun=True)
+        assert math.isnan(run_job(cfg, sibling))  # skipped: the sweep's other runs go on
+        with pytest.raises(SystemExit):
+            run_job(cfg, Job.create(cfg, job.dir, TINY))
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert lines == [f"skipping {job.dir}: process {os.getpid()} on {socket.gethostname()} is running it (another "
+                     "sweep in the same directory); this one leaves it be"] * 2
+    assert not (job.dir / "metrics.json").exists()  # the holder's files are its own
+
+    # a process that held it and was killed lets go of it: the next run takes over
+    holding = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                                "from bertcmp.outputs import holding; h = holding(Path(sys.argv[1])); h.__enter__(); "
+                                "print('held', flush=True); time.sleep(60)", str(job.dir)], stdout=subprocess.PIPE,
+                               text=True)
+    assert holding.stdout.readline() == "held\n"
+    assert outputs.is_held(job.dir) is True
+    holding.kill()
+    holding.wait()
+    assert outputs.is_held(job.dir) is False
+    assert run_job(cfg, job) > 0.5 and recorded(job)["status"] == "completed"
+
+
+def test_leftovers_of_a_killed_process_are_removed(tmp_path, caplog):
+    cfg, job = new_job(tmp_path, *TINY)
+    (job.dir / "resume").mkdir()
+    leftovers = [".checkpoint.tmp99999/model.safetensors", ".history.jsonl.tmp99999", ".metrics.json.tmp99999",
+                 "resume/.state.pt.tmp99999"]
+    for name in leftovers:
+        (job.dir / name).parent.mkdir(exist_ok=True)
+        (job.dir / name).write_text("half")
+    with caplog.at_level(logging.INFO, logger="bertcmp"):
+        run_job(cfg, job)
+    assert sorted(p.name for p in job.dir.iterdir() if p.name.startswith(".")) == [".lock"]
+    assert "removed what an interrupted run left" in caplog.text
+
+    # the process died right after recording completion, before removing its resume state: the skip removes it
+    (job.dir / "resume").mkdir()
+    (job.dir / "resume" / "state.pt").write_bytes(b"weights and optimizer state")
+    run_job(cfg, Job.create(cfg, job.dir, TINY))
+    assert not (job.dir / "resume").exists()
+
+
+def test_a_full_disk_is_one_line_and_the_same_command_resumes(tmp_path, monkeypatch, caplog):
+    """The disk fills up in epoch 2 (every write from then on fails, the record of the failure too); once there
+    is room, the same command takes the stale `running` as interrupted and resumes to the uninterrupted numbers."""
+    from bertcmp.runs import load_runs
+
+    epochs = (*TINY, "trainer.epochs=3")
+    cfg, whole = new_job(tmp_path, *epochs)
+    run_job(cfg, whole)
+
+    real_fsync, writes = os.fsync, []
+
+    def fsync(fd):
+        writes.append(fd)
+        if len(writes) >= 5:  # the disk is full from the fifth file on
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    broken = Job.create(cfg, tmp_path / "full", epochs)
+    broken.dir.mkdir()
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(SystemExit) as stop:
+        run_job(cfg, broken)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert stop.value.code == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [f"no space left on the disk holding {broken.dir} (writing history.jsonl): free some "
+                      "space or write elsewhere (hydra.run.dir, hydra.sweep.dir, cache_dir), then run the same "
+                      "command again; a run goes on from its last saved epoch"]
+    assert "failed could not be recorded: no space left" in caplog.text
+    assert recorded(broken)["status"] == "running"  # as the full disk left it
+    assert not [p for p in broken.dir.rglob(".*.tmp*")]  # no half-written file
+    found = load_runs([str(broken.dir)])
+    assert found.runs[0].status == "interrupted" and "the same command resumes it" in found.runs[0].metrics["error"]
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="bertcmp"):
+        run_job(cfg, Job.create(cfg, broken.dir, epochs))
+    assert "stopped without recording why (killed, or its disk filled up): taken as interrupted" in caplog.text
+    assert "resuming after epoch 2 of 3" in caplog.text  # its state was saved before the disk filled
+    after, reference = recorded(broken), recorded(whole)
+    assert after["status"] == "completed"
+    assert (after["valid"], after["test"]) == (reference["valid"], reference["test"])

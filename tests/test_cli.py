@@ -2,13 +2,16 @@
 
 import csv
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from datasets import Dataset
 from safetensors.torch import load_file
 
 from bertcmp.synthetic import make_reviews
-from conftest import run_cli
+from conftest import closed_port, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -143,3 +146,40 @@ def test_sweep_ends_with_the_comparison(smoke_sweep):
     sentence = json.loads((report / "comparison.json").read_text())["head_to_heads"][0]["sentence"]
     assert sentence in result.stdout and sentence in (report / "report.md").read_text()
     assert "2 completed, 0 not completed" in result.stdout
+
+
+def test_a_wandb_key_without_a_server(tmp_path):
+    """A compute node without internet and the user's key in the environment: the default logger.mode=auto goes
+    offline at once and the run completes; logger.mode=online stops before any data loads, in one line."""
+    env = {"WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": closed_port(), "WANDB_MODE": None}
+    quick = ["experiment=smoke", "data.num_examples=500", "trainer.epochs=1"]
+    result = run_cli(*quick, f"hydra.run.dir={tmp_path / 'auto'}", cwd=tmp_path, env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "did not answer within 5 s: logging offline; upload it later with " \
+           f"`wandb sync {tmp_path / 'auto'}/wandb`" in output
+    assert json.loads((tmp_path / "auto" / "metrics.json").read_text())["status"] == "completed"
+    assert len(list((tmp_path / "auto" / "wandb").glob("offline-run-*/run-*.wandb"))) == 1
+
+    result = run_cli(*quick, "logger.mode=online", f"hydra.run.dir={tmp_path / 'online'}", cwd=tmp_path, env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in output
+    assert "logger.mode=online but the W&B server http://127.0.0.1:" in output
+    assert "tokenizing" not in output and "cache hit" not in output  # stopped before the data
+
+
+def test_two_sweeps_in_one_directory_train_each_run_once(tmp_path):
+    args = [sys.executable, "-m", "bertcmp", "-m", "experiment=smoke", "model=bert,modernbert",
+            "data.num_examples=1000", "trainer.epochs=1", "logger.mode=disabled", f"hydra.sweep.dir={tmp_path / 'x'}"]
+    sweeps = [subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"}) for _ in range(2)]
+    outputs = [sweep.communicate(timeout=600)[0] for sweep in sweeps]
+    both = "".join(outputs)
+    assert both.count("epoch 1/1") == 2, both  # each of the two runs trained by one process only
+    assert "Traceback" not in both
+    for model in ("bert", "modernbert"):
+        [run] = (tmp_path / "x").glob(f"*,model={model},*")
+        assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
+    skipped = both.count("is running it (another sweep in the same directory); this one leaves it be") + \
+        both.count("completed earlier with this config")
+    assert skipped == 2  # and the other process skipped it

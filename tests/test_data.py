@@ -1,6 +1,7 @@
 """Data sources, the reference split, dedup, label handling, bad input, the tokenization cache and batching."""
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -375,9 +376,58 @@ def test_tokenized_once_then_read_from_cache(splits, tmp_path, monkeypatch):
     tokenize_splits(splits, tokenizer, 16, tmp_path, truncation="head_tail", head_tokens=6)
     assert tokenizer.calls == 12
     entries = [p for p in (tmp_path / "tokenized").iterdir() if p.is_dir()]
-    assert len(entries) == 4 and all(json.loads((p / "meta.json").read_text())["train"] == 240 for p in entries)
+    assert len(entries) == 4
+    assert all(json.loads((p / "meta.json").read_text())["splits"]["train"] == 240 for p in entries)
     assert second["test"].n_tokens is not None and second["train"].n_tokens is None  # whole lengths: test items
     assert np.array_equal(second["train"].truncated, full_lengths(splits["train"]["text"], tokenizer) > 32)
+
+
+def damage_truncated(path):
+    path.write_bytes(path.read_bytes()[:-7])
+
+
+def damage_garbage(path):
+    path.write_bytes(b"\x00garbage" * 10)
+
+
+def damage_missing(path):
+    path.unlink()
+
+
+def damage_flipped_labels(path):  # well-formed, but not what was written
+    np.save(path, 1 - np.load(path))
+
+
+@pytest.mark.parametrize("damage", [damage_truncated, damage_garbage, damage_missing, damage_flipped_labels])
+def test_a_damaged_cache_entry_is_rebuilt_with_one_warning(splits, tmp_path, monkeypatch, caplog, damage):
+    tokenizer = CountingTokenizer(train_tokenizer("bert", splits["train"]["text"], 300), monkeypatch)
+    first = tokenize_splits(splits, tokenizer, 32, tmp_path)
+    [entry] = [p for p in (tmp_path / "tokenized").iterdir() if p.is_dir()]
+    damage(entry / "train.labels.npy")
+    again = tokenize_splits(splits, tokenizer, 32, tmp_path)
+    assert tokenizer.calls == 6  # tokenized again
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].startswith(f"tokenized data cache {entry} is damaged (")
+    assert "train.labels.npy" in warnings[0] and warnings[0].endswith("): tokenizing again")
+    for name in ("train", "valid", "test"):
+        assert np.array_equal(again[name].labels, first[name].labels)
+        assert np.array_equal(again[name].ids, first[name].ids)
+    tokenize_splits(splits, tokenizer, 32, tmp_path)
+    assert tokenizer.calls == 6  # the rebuilt entry is whole
+
+
+def test_half_written_cache_entries_of_dead_processes_are_removed(splits, tmp_path):
+    from filelock import FileLock
+
+    tokenizer = train_tokenizer("bert", splits["train"]["text"], 300)
+    root = tmp_path / "tokenized"
+    root.mkdir()
+    for name in (".aaaa.tmp123", "bbbb.tmp456", ".cccc.tmp789"):  # bertcmp 0.2 wrote them without the dot
+        (root / name).mkdir()
+        (root / name / "train.ids.npy").write_bytes(b"half")
+    with FileLock(str(root / "cccc.lock")):  # being written now, by a live process
+        tokenize_splits(splits, tokenizer, 32, tmp_path)
+    assert sorted(p.name for p in root.glob("*.tmp*")) == [".cccc.tmp789"]
 
 
 def test_cache_key_changes_with_the_tokenizer(splits, tmp_path, monkeypatch):

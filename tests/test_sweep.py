@@ -103,6 +103,22 @@ def test_summary_lists_what_did_not_complete(tmp_path):
     assert problems[1].startswith("2_c: metrics.json")
 
 
+def test_a_running_run_whose_process_is_gone_is_listed_as_interrupted(tmp_path):
+    from bertcmp.outputs import holding
+
+    for name in ("0_live", "1_gone", "2_old"):
+        (tmp_path / name / ".hydra").mkdir(parents=True)
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"status": "running"}))
+    with holding(tmp_path / "1_gone"):
+        pass  # held once, by a process since gone
+    with holding(tmp_path / "0_live"):
+        done, problems = summarise_sweep(load_runs([str(tmp_path)]))
+    assert problems == ["0_live: running: a live process is running it now",
+                        "1_gone: interrupted: its process ended without recording how (killed, out of memory, or a "
+                        "full disk); the same command resumes it",
+                        "2_old: running: no error recorded"]  # bertcmp 0.2 took no lock: nothing to tell
+
+
 def test_summary_survives_damaged_run_files(tmp_path):
     """What the list is for: even a run whose files are damaged is listed, and the list is still made."""
     (tmp_path / "0_a" / ".hydra").mkdir(parents=True)

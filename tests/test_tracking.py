@@ -1,8 +1,20 @@
-"""W&B mode choice: online only with the user's own credentials; the key is never read into bertcmp."""
+"""W&B mode choice: online only with the user's own credentials and a server that answers; the key is never
+read into bertcmp; tracking trouble never fails a run."""
+
+import http.server
+import logging
+import socket
+import sys
+import threading
+import time
+import types
 
 import pytest
 
-from bertcmp.tracking import has_wandb_credentials, resolve_mode
+from bertcmp import tracking
+from bertcmp.errors import TrackingError
+from bertcmp.tracking import Choice, Tracker, choose_mode, has_wandb_credentials, server_answers, start_run
+from conftest import closed_port
 
 
 @pytest.fixture
@@ -10,34 +22,145 @@ def clean_env(monkeypatch, tmp_path):
     for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))  # no `wandb login --host` of the user's
     return tmp_path / "netrc"
 
 
-def test_explicit_modes_are_kept(clean_env):
+@pytest.fixture
+def server_up(monkeypatch):
+    monkeypatch.setattr(tracking, "server_answers", lambda: True)
+
+
+@pytest.fixture
+def server_down(clean_env, monkeypatch):
+    monkeypatch.setenv("WANDB_BASE_URL", closed_port())
+
+
+def test_explicit_modes_are_kept(clean_env, server_up):
     for mode in ("online", "offline", "disabled"):
-        assert resolve_mode(mode) == mode
+        assert choose_mode(mode).mode == mode
 
 
 def test_auto_is_offline_without_credentials(clean_env):
     assert not has_wandb_credentials()
-    assert resolve_mode("auto") == "offline"
+    assert choose_mode("auto") == Choice("offline")
 
 
-def test_auto_is_online_with_a_key_in_the_environment(clean_env, monkeypatch):
+def test_auto_is_online_with_a_key_in_the_environment(clean_env, server_up, monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
-    assert resolve_mode("auto") == "online"
+    assert choose_mode("auto") == Choice("online", fallback=True)
 
 
-def test_auto_is_online_after_wandb_login(clean_env):
-    clean_env.write_text("machine api.wandb.ai\n  login user\n  password " + "0" * 40 + "\n")
+def test_auto_is_online_after_wandb_login(clean_env, server_up):
+    clean_env.write_text(f"machine {tracking.server_url().split('//')[1]}\n  login user\n  password {'0' * 40}\n")
     clean_env.chmod(0o600)
-    assert resolve_mode("auto") == "online"
+    assert choose_mode("auto").mode == "online"
 
 
 def test_auto_follows_wandb_mode(clean_env, monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    assert resolve_mode("auto") == "disabled"
+    assert choose_mode("auto") == Choice("disabled")
+
+
+def test_the_server_check_is_bounded():
+    assert not server_answers(closed_port(), seconds=5)  # refused
+    with socket.socket() as silent:  # accepts connections (the kernel does) but never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        started = time.monotonic()
+        assert not server_answers(f"http://127.0.0.1:{silent.getsockname()[1]}", seconds=0.5)
+        assert time.monotonic() - started < 3
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:  # an error status is still an answer: the server is there
+        assert server_answers(f"http://127.0.0.1:{server.server_port}", seconds=5)
+    finally:
+        server.shutdown()
+
+
+def test_auto_with_a_key_but_no_server_goes_offline_with_one_line(server_down, monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert choose_mode("auto", tmp_path / "run") == Choice("offline")
+    assert "did not answer within 5 s: logging offline" in caplog.text
+    assert f"wandb sync {tmp_path / 'run'}/wandb" in caplog.text
+
+
+@pytest.mark.parametrize("asked", ["logger", "environment"])
+def test_online_without_a_server_is_an_error_at_once(server_down, monkeypatch, asked):
+    if asked == "environment":
+        monkeypatch.setenv("WANDB_MODE", "online")
+    with pytest.raises(TrackingError, match="logger.mode=online but the W&B server http://127.0.0.1:"):
+        choose_mode("online" if asked == "logger" else "auto")
+
+
+class BrokenRun:
+    """A W&B run whose server went away after it started."""
+    id = "abc123"
+    summary: dict = {}
+
+    def __init__(self):
+        self.calls = 0
+
+    def log(self, *args, **kwargs):
+        self.calls += 1
+        raise ConnectionError("the server went away\nmore detail")
+
+    def finish(self, exit_code=0):
+        self.calls += 1
+        raise ConnectionError("still away")
+
+
+def test_tracking_trouble_during_a_run_is_one_warning(caplog):
+    run = BrokenRun()
+    tracker = Tracker(run)
+    with caplog.at_level(logging.WARNING):
+        tracker.log_step(1, 0.5, 1e-3)
+        tracker.log_epoch(2, {"valid/accuracy": 0.9})
+        tracker.summarise({"test/accuracy": 0.9})
+        tracker.finish()
+    assert run.calls == 1 and tracker.run_id == "abc123"
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings == ["W&B stopped working (ConnectionError: the server went away); training goes on without "
+                        "tracking"]
+
+
+@pytest.mark.parametrize("choice, outcome", [(Choice("online", fallback=True), "offline"),
+                                             (Choice("online"), "error")])
+def test_a_run_that_cannot_start_online(monkeypatch, tmp_path, caplog, choice, outcome):
+    from omegaconf import OmegaConf
+
+    modes = []
+
+    class Run:
+        id = "r1"
+
+        def define_metric(self, *args, **kwargs):
+            pass
+
+    def init(mode, **kwargs):
+        modes.append(mode)
+        if mode == "online":
+            raise RuntimeError("Timed out while retrying: no such host")
+        return Run()
+
+    monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(init=init))
+    cfg = OmegaConf.create({"project": "p", "entity": None, "group": None, "tags": []})
+    if outcome == "error":
+        with pytest.raises(TrackingError, match=r"W&B could not start a run in online mode \(RuntimeError: Timed"):
+            start_run(cfg, choice, {}, "bert", None, tmp_path)
+        assert modes == ["online"]
+    else:
+        assert start_run(cfg, choice, {}, "bert", None, tmp_path).run_id == "r1"
+        assert modes == ["online", "offline"] and f"`wandb sync {tmp_path}/wandb`" in caplog.text
 
 
 def test_online_sweep_comparison_logs_the_summary_table(monkeypatch, tmp_path):
@@ -70,6 +193,7 @@ def test_online_sweep_comparison_logs_the_summary_table(monkeypatch, tmp_path):
         row[key], row[f"{key}_std"] = 0.5, 0.01
     files = [tmp_path / "learning_curves.png", tmp_path / "summary.csv"]
     cfg = OmegaConf.create({"mode": "online", "project": "p", "entity": None, "group": None})
+    monkeypatch.setattr(tracking, "server_answers", lambda: True)
     log_comparison(cfg, "2026-11-26_10-00-00", table_records([row]), None, files)
     assert sent["init"]["job_type"] == "compare" and sent["init"]["group"] == "2026-11-26_10-00-00"
     assert sent["comparison/summary"] == ("table", *table_records([row]))
