@@ -25,6 +25,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from bertcmp import plots, stats
+from bertcmp.errors import NoSpaceError, writing
 from bertcmp.outputs import write_text
 from bertcmp.runs import Found, Run, is_glob, load_runs
 
@@ -361,6 +362,9 @@ def compare_runs(found: Found, metric: str = "test.accuracy") -> Report:
                   not_completed=not_completed, problems=list(found.problems), runs=completed)
 
 
+OUT_ADVICE = "free some space, or give --out a directory on another disk"
+
+
 def write_files(report: Report, metric: str, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     runs = report.runs
@@ -370,7 +374,12 @@ def write_files(report: Report, metric: str, out: Path) -> list[Path]:
     if any(h.by_length for h in report.head_to_heads):
         figures["accuracy_by_length.png"] = lambda p: plots.accuracy_by_length(report.head_to_heads, p)
     for name, draw in figures.items():
-        draw(out / name)
+        with writing(out / name, OUT_ADVICE):
+            try:
+                draw(out / name)
+            except BaseException:
+                (out / name).unlink(missing_ok=True)  # no half-drawn figure
+                raise
     comparison = {"metric": metric, "shared_overrides": report.shared, "rows": report.rows,
                   "ranking": [asdict(s) for s in report.ranking],
                   "head_to_heads": [asdict(h) for h in report.head_to_heads],
@@ -379,7 +388,8 @@ def write_files(report: Report, metric: str, out: Path) -> list[Path]:
              "comparison.json": json.dumps(comparison, indent=2, default=str) + "\n",
              "report.md": report_markdown(report, list(figures))}
     for name, text in files.items():
-        write_text(out / name, text)
+        with writing(out / name, OUT_ADVICE):
+            write_text(out / name, text)
     return [out / name for name in [*files, *figures]]
 
 
@@ -465,7 +475,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: --metric test.f1 is the positive class's F1 of two-class tasks, but {many[0].dir} has "
               f"{len(many[0].classes)} classes; use --metric test.macro_f1", file=sys.stderr)
         return 2
-    report = build_report(args.paths, args.out, args.metric, found)
+    try:
+        report = build_report(args.paths, args.out, args.metric, found)
+    except NoSpaceError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print_report(report)
     if not report.compared:
         print("error: no completed run to compare in " + " ".join(args.paths), file=sys.stderr)

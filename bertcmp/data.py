@@ -601,10 +601,11 @@ def _write_cache(entry: Path, encoded: dict[str, Encoded]) -> None:
         for name, enc in encoded.items():
             for field in _ARRAYS:
                 if getattr(enc, field) is not None:
-                    path = tmp / f"{name}.{field}.npy"
-                    np.save(path, getattr(enc, field))
-                    data = path.read_bytes()
-                    arrays[path.name] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                    buffer = io.BytesIO()  # then written by Python: a full disk is an OSError that says so
+                    np.save(buffer, getattr(enc, field))
+                    data = buffer.getvalue()
+                    (tmp / f"{name}.{field}.npy").write_bytes(data)
+                    arrays[f"{name}.{field}.npy"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
         (tmp / _META).write_text(json.dumps({"splits": {name: len(enc) for name, enc in encoded.items()},
                                              "arrays": arrays}))
 

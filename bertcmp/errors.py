@@ -37,7 +37,7 @@ def is_disk_full(err: BaseException) -> bool:
     (torch.save to a path, safetensors) report it in their own exception types, with the OS's words."""
     seen: Optional[BaseException] = err
     while seen is not None:
-        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+        if isinstance(seen, NoSpaceError) or isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
         if any(words in str(seen) for words in ("No space left on device", "Disk quota exceeded")):
             return True
@@ -45,17 +45,19 @@ def is_disk_full(err: BaseException) -> bool:
     return False
 
 
+RUN_ADVICE = ("free some space or write elsewhere (hydra.run.dir, hydra.sweep.dir, cache_dir), then run the same "
+              "command again; a run goes on from its last saved epoch")
+
+
 @contextlib.contextmanager
-def writing(path: Path) -> Iterator[None]:
-    """Turn a full disk while `path` is written into one line that names where."""
+def writing(path: Path, advice: str = RUN_ADVICE) -> Iterator[None]:
+    """Turn a full disk while `path` is written into one line that names where, and what to do."""
     try:
         yield
     except Exception as err:
         if not is_disk_full(err):
             raise
-        raise NoSpaceError(f"no space left on the disk holding {path.parent} (writing {path.name}): free some space "
-                           "or write elsewhere (hydra.run.dir, hydra.sweep.dir, cache_dir), then run the same command "
-                           "again; a run goes on from its last saved epoch") from None
+        raise NoSpaceError(f"no space left on the disk holding {path.parent} (writing {path.name}): {advice}") from None
 
 
 class TrackingError(BertcmpError):

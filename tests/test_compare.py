@@ -1,6 +1,7 @@
 """The comparison: statistics checked against independent computations, on run dirs built here."""
 
 import json
+import os
 import math
 import subprocess
 import sys
@@ -307,3 +308,22 @@ def test_out_that_is_a_file_is_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (f"error: --out {tmp_path / 'report.txt'} is a file; give a directory "
                                                "(made if missing) for the report")
     assert (tmp_path / "report.txt").read_text() == "mine"
+
+
+def test_a_full_disk_under_out_is_one_line(tmp_path, capsys, monkeypatch):
+    import errno
+
+    label = labels()
+    make_run(tmp_path / "s" / "0_bert", "bert", 0, label, label)
+    make_run(tmp_path / "s" / "1_modernbert", "modernbert", 0, label, label)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)  # every report file but the figures; the figures are written first
+    monkeypatch.setattr("matplotlib.figure.Figure.savefig", full)
+    assert main([str(tmp_path / "s"), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: no space left on the disk holding {tmp_path / 'out'} "
+                                               "(writing learning_curves.png): free some space, or give --out a "
+                                               "directory on another disk")
+    assert list((tmp_path / "out").iterdir()) == []

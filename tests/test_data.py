@@ -430,6 +430,23 @@ def test_half_written_cache_entries_of_dead_processes_are_removed(splits, tmp_pa
     assert sorted(p.name for p in root.glob("*.tmp*")) == [".cccc.tmp789"]
 
 
+def test_a_full_disk_under_the_cache_is_one_line_and_leaves_nothing(splits, tmp_path, monkeypatch):
+    import errno
+
+    from bertcmp.errors import NoSpaceError
+
+    tokenizer = train_tokenizer("bert", splits["train"]["text"], 300)
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(NoSpaceError, match=f"no space left on the disk holding {tmp_path / 'tokenized'} "):
+        tokenize_splits(splits, tokenizer, 32, tmp_path)
+    assert [p.name for p in (tmp_path / "tokenized").iterdir()] == [p.name for p in
+                                                                    (tmp_path / "tokenized").glob("*.lock")]
+
+
 def test_cache_key_changes_with_the_tokenizer(splits, tmp_path, monkeypatch):
     bert = CountingTokenizer(train_tokenizer("bert", splits["train"]["text"], 300), monkeypatch)
     bpe = CountingTokenizer(train_tokenizer("modernbert", splits["train"]["text"], 300), monkeypatch)
