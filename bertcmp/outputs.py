@@ -21,6 +21,7 @@ import csv
 import fcntl
 import io
 import json
+import logging
 import os
 import re
 import shutil
@@ -31,6 +32,8 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 import numpy as np
 
 from bertcmp.errors import writing
+
+log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.jsonl"
@@ -154,6 +157,11 @@ def holding(run_dir: Path) -> Iterator[Optional[str]]:
         except BlockingIOError:
             yield os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
             return
+        except OSError as err:  # a file system without locks (some NFS mounts): run, unguarded
+            log.warning("cannot lock %s (%s): a second sweep in this directory would not be noticed", run_dir,
+                        err.strerror)
+            yield None
+            return
         holder = f"process {os.getpid()} on {socket.gethostname()}".encode()
         os.ftruncate(fd, 0)
         os.pwrite(fd, holder, 0)
@@ -173,6 +181,8 @@ def is_held(run_dir: Path) -> Optional[bool]:
         return False
     except BlockingIOError:
         return True
+    except OSError:  # a file system without locks: cannot tell
+        return None
     finally:
         os.close(fd)
 

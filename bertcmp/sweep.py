@@ -145,7 +145,7 @@ class SweepReport(Callback):
             print(f"warning: the comparison report failed: {type(err).__name__}: {err}", flush=True)
         done, problems = summarise_sweep(found)
         lines = [f"sweep {sweep_dir}: {len(done)} completed, {len(problems)} not completed"]
-        lines += [f"  ok      {line}" for line in done] + [f"  FAILED  {line}" for line in problems]
+        lines += [f"  ok      {line}" for line in done] + [f"  not ok  {line}" for line in problems]
         # print, not log: after the jobs, the logging setup is the last job's, whose file is not the place
         print("\n".join(lines), flush=True)
         if problems:

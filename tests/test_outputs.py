@@ -46,3 +46,40 @@ def test_checkpoint_swaps_in_as_a_whole(tmp_path):
     assert sorted(p.name for p in target.iterdir()) == ["model.safetensors"]
     assert load_file(target / "model.safetensors")["w"].tolist() == [0.0, 0.0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+
+
+def test_a_file_system_without_locks_runs_unguarded_with_a_warning(tmp_path, monkeypatch, caplog):
+    import errno
+    import fcntl
+
+    from bertcmp.outputs import holding, is_held
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with holding(tmp_path) as holder:
+        assert holder is None
+        assert is_held(tmp_path) is None  # cannot tell
+    assert f"cannot lock {tmp_path} (No locks available): a second sweep in this directory would not be noticed" \
+        in caplog.text
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import pytest
+
+    from bertcmp.errors import NoSpaceError
+
+    write_json(tmp_path / "metrics.json", {"status": "running"})
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(NoSpaceError):
+        write_json(tmp_path / "metrics.json", {"status": "completed"})
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"status": "running"}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]

@@ -168,7 +168,7 @@ def test_one_failure_stays_one_failure(sweep_with_a_failure):
     failed = metrics(bad)
     assert failed["status"] == "failed" and "model.pretrained='/no/such/model'" in failed["error"]
     assert "1 completed, 1 not completed" in result.stdout
-    assert f"FAILED  {bad.name}: failed: model.pretrained='/no/such/model'" in result.stdout
+    assert f"not ok  {bad.name}: failed: model.pretrained='/no/such/model'" in result.stdout
     assert "not completed: " not in result.stdout  # listed once, in the sweep's list, not again by the comparison
     assert "Traceback" not in result.stdout + result.stderr
     assert "neither a local directory" in (bad / "bertcmp.log").read_text()
