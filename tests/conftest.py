@@ -14,7 +14,7 @@ import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Optional  # noqa: E402
+from typing import Callable, Optional  # noqa: E402
 
 import pytest  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
@@ -83,24 +83,19 @@ def save_tiny_other(kind: str, directory: Path, texts: list[str]) -> Path:
     return directory
 
 
-@pytest.fixture(scope="session")
-def tiny_roberta_dir(tmp_path_factory, reviews) -> Path:
-    return save_tiny_other("roberta", tmp_path_factory.mktemp("tiny-roberta"), reviews["text"])
+def tiny_model_dir(kind: str, save: Callable[[str, Path, list[str]], Path]):
+    """A session fixture `tiny_<kind>_dir`: the directory `save` writes the tiny model of `kind` into, made once."""
+    @pytest.fixture(scope="session", name=f"tiny_{kind}_dir")
+    def saved(tmp_path_factory, reviews) -> Path:
+        return save(kind, tmp_path_factory.mktemp(f"tiny-{kind}"), reviews["text"])
+
+    return saved
 
 
-@pytest.fixture(scope="session")
-def tiny_distilbert_dir(tmp_path_factory, reviews) -> Path:
-    return save_tiny_other("distilbert", tmp_path_factory.mktemp("tiny-distilbert"), reviews["text"])
-
-
-@pytest.fixture(scope="session")
-def tiny_bert_dir(tmp_path_factory, reviews) -> Path:
-    return save_tiny_pretrained("bert", tmp_path_factory.mktemp("tiny-bert"), reviews["text"])
-
-
-@pytest.fixture(scope="session")
-def tiny_modernbert_dir(tmp_path_factory, reviews) -> Path:
-    return save_tiny_pretrained("modernbert", tmp_path_factory.mktemp("tiny-modernbert"), reviews["text"])
+tiny_bert_dir = tiny_model_dir("bert", save_tiny_pretrained)
+tiny_modernbert_dir = tiny_model_dir("modernbert", save_tiny_pretrained)
+tiny_roberta_dir = tiny_model_dir("roberta", save_tiny_other)
+tiny_distilbert_dir = tiny_model_dir("distilbert", save_tiny_other)
 
 
 def compose_config(*overrides: str, hydra: bool = False):
