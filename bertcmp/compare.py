@@ -388,8 +388,7 @@ def write_files(report: Report, metric: str, out: Path) -> list[Path]:
              "comparison.json": json.dumps(comparison, indent=2, default=str) + "\n",
              "report.md": report_markdown(report, list(figures))}
     for name, text in files.items():
-        with writing(out / name, OUT_ADVICE):
-            write_text(out / name, text)
+        write_text(out / name, text, OUT_ADVICE)
     return [out / name for name in [*files, *figures]]
 
 

@@ -205,8 +205,7 @@ def _standardise(ds: Dataset, text_column: str, label_column: str, text_pair_col
     if text_pair_column:
         columns["text_pair"] = column(ds, text_pair_column)
     for name, texts in columns.items():
-        empty = [i for i, text in enumerate(texts) if not isinstance(text, str) or not text.strip()]
-        if empty:
+        if empty := empty_rows(texts):
             raise DataError(f"data.source={_show(source)} has {len(empty)} empty text(s) in column "
                             f"{wanted['data.text_pair_column' if name == 'text_pair' else 'data.text_column']!r} "
                             f"of its {split} split (first at row {empty[0]}); remove them")
@@ -216,6 +215,11 @@ def _standardise(ds: Dataset, text_column: str, label_column: str, text_pair_col
         values = [feature.names[v] if v is not None and 0 <= v < len(feature.names) else None for v in values]
     columns["label"] = [_label_value(v, label_column, split, row) for row, v in enumerate(values)]
     return columns
+
+
+def empty_rows(texts: Sequence[Any]) -> list[int]:
+    """The rows whose text is missing or blank: nothing to classify."""
+    return [i for i, text in enumerate(texts) if not isinstance(text, str) or not text.strip()]
 
 
 def _label_value(value: Any, label_column: str, split: str, row: int) -> int | str:
@@ -491,11 +495,11 @@ def encode_pairs(texts: Sequence[str], pairs: Sequence[str], tokenizer: Any, max
     b </s> for RoBERTa, ...), at most max_length of them: truncation takes from the longer text first (the
     tokenizer's longest_first), as `tokenizer(texts, pairs, truncation=True, max_length=...)` does."""
     backend = _plain_backend(tokenizer)
-    whole = full_lengths(texts, tokenizer, pairs)
     backend.enable_truncation(max_length, strategy="longest_first")
     encodings = backend.encode_batch_fast(list(zip(texts, pairs)))
     type_ids = [enc.type_ids for enc in encodings] if reads_type_ids(tokenizer) else None
-    return Encodings([enc.ids for enc in encodings], (whole > max_length).tolist(), type_ids)
+    # what truncation cut off is kept as overflowing pieces: a pair that lost tokens has some
+    return Encodings([enc.ids for enc in encodings], [bool(enc.overflowing) for enc in encodings], type_ids)
 
 
 def encode_texts(texts: Sequence[str], tokenizer: Any, max_length: int, truncation: str = "head",

@@ -312,8 +312,10 @@ def _family_of(cfg: DictConfig) -> str:
     return _pretrained_config(cfg.pretrained).model_type if cfg.pretrained else str(cfg.name)
 
 
-def load_trained(directory: Path, head: str, pooling: str, num_labels: int) -> nn.Module:
-    """A classifier as a run's checkpoint/ holds it (what `save` wrote), in eval mode on the CPU."""
+def load_trained(directory: Path, head: str, pooling: str, num_labels: int,
+                 tokenizer: PreTrainedTokenizerFast) -> nn.Module:
+    """A classifier as a run's checkpoint/ holds it (what `save` wrote, with `tokenizer`, the checkpoint's own), in
+    eval mode on the CPU."""
     if head == "native":
         model: nn.Module = NativeClassifier(AutoModelForSequenceClassification.from_pretrained(directory))
     else:
@@ -321,7 +323,7 @@ def load_trained(directory: Path, head: str, pooling: str, num_labels: int) -> n
 
         encoder = AutoModel.from_config(AutoConfig.from_pretrained(directory), attn_implementation="sdpa")
         model = SequenceClassifier(encoder, num_labels=num_labels, pooling=pooling,
-                                   cls_last=cls_is_last(AutoTokenizer.from_pretrained(directory)))
+                                   cls_last=cls_is_last(tokenizer))
         model.load_state_dict(load_file(str(Path(directory) / "model.safetensors")))
     return model.eval()
 

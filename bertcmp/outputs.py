@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from bertcmp.errors import writing
+from bertcmp.errors import RUN_ADVICE, writing
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +51,14 @@ def temporary(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def replacing(path: Path) -> Iterator[Path]:
+def replacing(path: Path, advice: str = RUN_ADVICE) -> Iterator[Path]:
     """Write the temporary that the with-block is given, then rename it to `path` (a file or a directory): a
     reader sees the old version or the new one, never a part. A failed write removes its temporary, and a full
-    disk is one line naming `path` (errors.NoSpaceError)."""
+    disk is one line naming `path` and giving `advice` (errors.NoSpaceError)."""
     tmp = temporary(path)
     _remove(tmp)
     try:
-        with writing(path):
+        with writing(path, advice):
             yield tmp
             if path.is_dir() and tmp.is_dir():
                 shutil.rmtree(path)
@@ -74,8 +74,8 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def write_text(path: Path, text: str) -> None:
-    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+def write_text(path: Path, text: str, advice: str = RUN_ADVICE) -> None:
+    with replacing(path, advice) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
@@ -95,21 +95,33 @@ def probability_columns(classes: Sequence[str]) -> list[str]:
     return ["prob_pos"] if len(classes) == 2 else [f"prob_{name}" for name in classes]
 
 
+def shown_class(class_id: int, classes: Sequence[str]) -> int | str:
+    """A class as prediction files write it: for two classes its id 0 / 1, for more its name."""
+    return int(class_id) if len(classes) == 2 else classes[class_id]
+
+
+def read_class(cell: str, classes: Sequence[str]) -> int:
+    """The class id a prediction file's label or pred cell stands for: the inverse of shown_class."""
+    return int(float(cell)) if len(classes) == 2 else list(classes).index(cell)
+
+
+def class_cells(class_id: int, probs: np.ndarray, classes: Sequence[str]) -> list[Any]:
+    """A predicted class and the item's probabilities as prediction files write them (probability_columns)."""
+    return [shown_class(class_id, classes), *(f"{float(x):.6f}" for x in (probs[1:] if len(classes) == 2 else probs))]
+
+
 def write_predictions(path: Path, index: np.ndarray, labels: np.ndarray, preds: np.ndarray, probs: np.ndarray,
                       classes: Sequence[str], n_tokens: Optional[np.ndarray] = None) -> None:
-    """One row per test item, sorted by its row id so two runs' files line up line by line; `n_tokens` is each
-    text's whole length in tokens, before truncation. Two classes: label and pred as the class ids 0 / 1 and the
-    positive class's probability; more: label and pred as class names and every class's probability."""
-    binary = len(classes) == 2
-    shown = (lambda c: int(c)) if binary else (lambda c: classes[c])
+    """One row per test item, sorted by its row id so two runs' files line up line by line: index, label, pred,
+    the probabilities (class_cells) and `n_tokens`, each text's whole length in tokens before truncation."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["index", "label", "pred", *probability_columns(classes),
                      *(["n_tokens"] if n_tokens is not None else [])])
     for i in np.argsort(index, kind="stable"):
-        p = probs[i, 1:] if binary else probs[i]
         extra = [int(n_tokens[i])] if n_tokens is not None else []
-        writer.writerow([int(index[i]), shown(labels[i]), shown(preds[i]), *(f"{float(x):.6f}" for x in p), *extra])
+        writer.writerow([int(index[i]), shown_class(labels[i], classes), *class_cells(preds[i], probs[i], classes),
+                         *extra])
     write_text(path, buffer.getvalue())
 
 

@@ -24,10 +24,11 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
+from datasets import load_dataset
 from transformers import PreTrainedTokenizerFast
 
 from bertcmp import outputs
-from bertcmp.data import FILE_BUILDERS, encode, flatten, make_loader
+from bertcmp.data import FILE_BUILDERS, column, empty_rows, encode, flatten, make_loader
 from bertcmp.errors import BertcmpError, DataError, ModelError
 from bertcmp.model import load_tokenizer, load_trained
 from bertcmp.train import predict_probs
@@ -52,9 +53,7 @@ class Prediction:
 
     def rows(self) -> list[list[Any]]:
         """As the run's test_predictions.csv writes them: two classes as ids and prob_pos, more by name."""
-        binary = len(self.classes) == 2
-        return [[int(pred) if binary else self.classes[pred], *(f"{float(x):.6f}" for x in (p[1:] if binary else p))]
-                for pred, p in zip(self.preds, self.probs)]
+        return [outputs.class_cells(pred, p, self.classes) for pred, p in zip(self.preds, self.probs)]
 
 
 class Classifier:
@@ -101,7 +100,7 @@ def load_classifier(path: str | Path, device: str | torch.device | None = None) 
         raise ModelError(f"{checkpoint}/{outputs.CHECKPOINT_SETTINGS} is missing or damaged: the checkpoint was "
                          "written by bertcmp before 0.2, which did not record how texts were tokenized; run it again")
     tokenizer = load_tokenizer(str(checkpoint))
-    model = load_trained(checkpoint, settings["head"], settings["pooling"], len(settings["classes"]))
+    model = load_trained(checkpoint, settings["head"], settings["pooling"], len(settings["classes"]), tokenizer)
     device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return Classifier(model, tokenizer, settings, device)
 
@@ -137,10 +136,6 @@ def read_texts(path: Path, text_column: str, pair_column: Optional[str]) -> tupl
     builder = FILE_BUILDERS.get(path.suffix.lower())
     if builder is None:
         raise DataError(f"--file {path}: use a .csv, .jsonl, .json, .parquet or .txt file")
-    from datasets import load_dataset
-
-    from bertcmp.data import column
-
     try:
         table = load_dataset(builder, data_files=str(path), split="train")
     except Exception as err:  # datasets raises many types for a file it cannot parse
@@ -151,8 +146,7 @@ def read_texts(path: Path, text_column: str, pair_column: Optional[str]) -> tupl
     texts = column(table, text_column)
     pairs = column(table, pair_column) if pair_column else None
     for name, values in ((text_column, texts), (pair_column, pairs or [])):
-        bad = [i for i, v in enumerate(values) if not isinstance(v, str) or not v.strip()]
-        if bad:
+        if bad := empty_rows(values):
             raise DataError(f"--file {path}: column {name!r} has {len(bad)} empty text(s) (first at row {bad[0]})")
     return texts, pairs
 

@@ -9,6 +9,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -16,7 +17,7 @@ import numpy as np
 import yaml
 from omegaconf import OmegaConf
 
-from bertcmp.outputs import HISTORY_FILE, METRICS_FILE, PREDICTIONS_FILE, is_held, read_json
+from bertcmp.outputs import HISTORY_FILE, METRICS_FILE, PREDICTIONS_FILE, is_held, read_class, read_json
 
 # the keys of the data config that decide which items land in the test split
 TEST_ITEMS_KEYS = ("name", "source", "synthetic", "text_column", "text_pair_column", "label_column", "split",
@@ -68,8 +69,7 @@ class Run:
 
     @property
     def classes(self) -> list[str]:
-        """The task's class names (runs of bertcmp 0.1 did not record them: those were binary)."""
-        return list(self.metrics.get("classes") or ["0", "1"])
+        return recorded_classes(self.metrics)
 
     @property
     def seed(self) -> Any:
@@ -215,14 +215,17 @@ def _read_history(path: Path) -> list[dict]:
     return rows
 
 
+def recorded_classes(metrics: dict) -> list[str]:
+    """A run's class names, from its metrics.json (runs of bertcmp 0.1 did not record them: those were binary)."""
+    return list(metrics.get("classes") or ["0", "1"])
+
+
 def _read_predictions(path: Path, metrics: dict) -> tuple[Optional[Predictions], Optional[str]]:
     """The predictions, if they are what the run's metrics say they are; else None and why."""
     if not path.is_file():
         return None, f"{path}: missing; this run is compared by its accuracies only"
-    classes = list(metrics.get("classes") or ["0", "1"])
-    # two classes are written as their ids, more as their names
-    names = {name: i for i, name in enumerate(classes)}
-    class_id = (lambda v: int(float(v))) if len(classes) == 2 else names.__getitem__
+    classes = recorded_classes(metrics)
+    class_id = partial(read_class, classes=classes)
     try:
         with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
