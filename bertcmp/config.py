@@ -109,12 +109,13 @@ class WandbMode(Choice):
 
 @dataclass
 class ScratchConfig:
-    """Sizes of an encoder built from scratch (model.pretrained=null), with a tokenizer trained on the data."""
-    hidden_size: int = 64
-    num_layers: int = 2
-    num_heads: int = 2          # ModernBERT: hidden_size / num_heads must be even (rotary embeddings)
-    intermediate_size: int = 128
-    vocab_size: Optional[int] = 2000  # the tokenizer's; null = the family's real one (model/scratch=base)
+    """Sizes of an encoder built from scratch (model.pretrained=null), with a tokenizer trained on the data. A null
+    size is the family's base model's (bert-base-uncased, ModernBERT-base): model/scratch=base sets them all null."""
+    hidden_size: Optional[int] = 64
+    num_layers: Optional[int] = 2
+    num_heads: Optional[int] = 2          # ModernBERT: hidden_size / num_heads must be even (rotary embeddings)
+    intermediate_size: Optional[int] = 128
+    vocab_size: Optional[int] = 2000      # the tokenizer's; null: as many as the family's real vocabulary
 
 
 @dataclass
@@ -300,15 +301,9 @@ def validate(cfg: DictConfig) -> None:
                  "to train from scratch use model=bert or model=modernbert")
     if m.pretrained is not None:
         return
-    s = m.scratch
+    s = m.scratch  # how the sizes fit together is checked where nulls become the family's: model.scratch_shape
     for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size"):
-        _require(s[key] >= 1, f"model.scratch.{key}={s[key]} must be >= 1")
+        _require(s[key] is None or s[key] >= 1,
+                 f"model.scratch.{key}={s[key]} must be >= 1, or null for the family's base model's")
     _require(s.vocab_size is None or s.vocab_size >= 100,
              f"model.scratch.vocab_size={s.vocab_size} must be >= 100, or null for the family's own vocabulary size")
-    _require(s.hidden_size % s.num_heads == 0,
-             f"model.scratch.hidden_size={s.hidden_size} must be divisible by "
-             f"model.scratch.num_heads={s.num_heads}")
-    if m.name == ModelName.modernbert:
-        _require((s.hidden_size // s.num_heads) % 2 == 0,
-                 f"model.scratch.hidden_size / num_heads = {s.hidden_size // s.num_heads} must be even "
-                 "for ModernBERT (rotary embeddings)")

@@ -83,7 +83,7 @@ def job_device(spec: str, jobs_per_gpu: int = 1, job_num: int = 0) -> Iterator[t
     import torch
 
     if spec != "auto":
-        yield resolve_device(spec)
+        yield _current(resolve_device(spec))
         return
     count = torch.cuda.device_count()
     if not count:
@@ -91,7 +91,17 @@ def job_device(spec: str, jobs_per_gpu: int = 1, job_num: int = 0) -> Iterator[t
         return
     with lease_gpu(gpu_names(), jobs_per_gpu, first=job_num % count) as index:
         log.info("leased GPU %d of %d for this job", index, count)
-        yield torch.device(f"cuda:{index}")
+        yield _current(torch.device(f"cuda:{index}"))
+
+
+def _current(device: torch.device) -> torch.device:
+    """Make a GPU the process's current one: what names no GPU (pinned memory and the loader's pinning thread, a
+    plain "cuda") then uses the job's GPU, not GPU 0, where every job would otherwise open a context of its own."""
+    import torch
+
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)
+    return device
 
 
 def resolve_device(spec: str) -> torch.device:

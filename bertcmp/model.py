@@ -24,8 +24,9 @@ from bertcmp.errors import ConfigError, ModelError
 log = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # the names both families use
-POSITIONS = {"bert": 512, "modernbert": 8192}  # how many tokens each family's pretrained models read
-VOCABULARY = {"bert": 30522, "modernbert": 50368}  # bert-base-uncased's and ModernBERT-base's embedding tables
+# transformers' defaults for these configs are the published base models' (bert-base-uncased, ModernBERT-base):
+# their shapes, vocabulary sizes and position limits
+BASE_CONFIGS = {"bert": BertConfig, "modernbert": ModernBertConfig}
 
 
 class SequenceClassifier(nn.Module):
@@ -97,7 +98,7 @@ def make_tokenizer(cfg: DictConfig, train_texts: Sequence[str]) -> PreTrainedTok
     """The pretrained model's own tokenizer, or, from scratch, one of the model's family trained on the texts."""
     if cfg.pretrained:
         return load_tokenizer(cfg.pretrained)
-    return train_tokenizer(cfg.name, train_texts, cfg.scratch.vocab_size or VOCABULARY[str(cfg.name)])
+    return train_tokenizer(cfg.name, train_texts, cfg.scratch.vocab_size or _base(cfg.name).vocab_size)
 
 
 def _wordpiece_vocab(texts: Sequence[str], vocab_size: int, normalizer, pre_tokenizer) -> dict[str, int]:
@@ -139,7 +140,7 @@ def train_tokenizer(family: str, texts: Sequence[str], vocab_size: int) -> PreTr
         tok = Tokenizer(models.BPE(unk_token="[UNK]"))
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
         tok.train_from_iterator(texts, trainer=trainer)
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
@@ -187,7 +188,8 @@ def describe_encoder(cfg: DictConfig, max_length: int) -> Encoder:
             family = str(cfg.name)
         limit = reads_tokens(config)
     else:
-        family, limit = str(cfg.name), POSITIONS[str(cfg.name)]
+        scratch_shape(cfg.name, cfg.scratch)  # sizes that do not fit together fail here, before the data loads
+        family, limit = str(cfg.name), _base(cfg.name).max_position_embeddings
     if max_length <= limit:
         return Encoder(family, max_length)
     log.warning("data.max_length=%d is more than %s reads: using %d tokens", max_length,
@@ -229,22 +231,43 @@ def load_encoder(pretrained: str, attention: str = "sdpa", auto: type = AutoMode
                          f"{attention} ({type(err).__name__}: {str(err).splitlines()[0]})") from err
 
 
+def _base(family: str):
+    return BASE_CONFIGS[str(family)]()
+
+
+# model.scratch.* -> the name transformers' configs give each size
+_SIZE_NAMES = {"hidden_size": "hidden_size", "num_layers": "num_hidden_layers", "num_heads": "num_attention_heads",
+               "intermediate_size": "intermediate_size"}
+
+
+def scratch_shape(family: str, scratch: DictConfig) -> dict[str, int]:
+    """The sizes of an encoder from scratch, named as its transformers config names them: model.scratch.*, a null
+    one the family's base model's (model/scratch=base: BERT-base's 12 layers of 3,072, ModernBERT-base's 22 of
+    1,152), checked to fit together."""
+    base = _base(family)
+    shape = {name: getattr(base, name) if scratch[key] is None else scratch[key] for key, name in _SIZE_NAMES.items()}
+    hidden, heads = shape["hidden_size"], shape["num_attention_heads"]
+    if hidden % heads:
+        raise ConfigError(f"model.scratch.hidden_size={hidden} must be divisible by model.scratch.num_heads={heads}")
+    if str(family) == "modernbert" and (hidden // heads) % 2:
+        raise ConfigError(f"model.scratch.hidden_size / num_heads = {hidden // heads} must be even for ModernBERT "
+                          "(rotary embeddings)")
+    return shape
+
+
 def scratch_encoder(family: str, scratch: DictConfig, tokenizer: PreTrainedTokenizerFast, attention: str = "sdpa",
                     auto: type = AutoModel, **config_changes) -> PreTrainedModel:
     """A randomly initialised encoder (or, with `auto`, another model) of the given family and sizes, matched to
-    `tokenizer`."""
+    `tokenizer`; the family's base model's position limit."""
     # vocab_size null (model/scratch=base): the family's own embedding table, however few tokens the texts gave
-    vocabulary = len(tokenizer) if scratch.vocab_size else max(len(tokenizer), VOCABULARY[str(family)])
-    sizes = dict(vocab_size=vocabulary, hidden_size=scratch.hidden_size,
-                 num_hidden_layers=scratch.num_layers, num_attention_heads=scratch.num_heads,
-                 intermediate_size=scratch.intermediate_size, pad_token_id=tokenizer.pad_token_id)
+    vocabulary = len(tokenizer) if scratch.vocab_size else max(len(tokenizer), _base(family).vocab_size)
+    sizes = dict(vocab_size=vocabulary, pad_token_id=tokenizer.pad_token_id, **scratch_shape(family, scratch))
     if str(family) == "bert":
-        config = BertConfig(max_position_embeddings=POSITIONS["bert"], **sizes)
+        config = BertConfig(**sizes)
     else:
         # ModernBERT's default special ids (50281-50283) lie outside a small vocabulary: take the tokenizer's
         config = ModernBertConfig(bos_token_id=tokenizer.cls_token_id, cls_token_id=tokenizer.cls_token_id,
-                                  eos_token_id=tokenizer.sep_token_id, sep_token_id=tokenizer.sep_token_id,
-                                  max_position_embeddings=POSITIONS["modernbert"], **sizes)
+                                  eos_token_id=tokenizer.sep_token_id, sep_token_id=tokenizer.sep_token_id, **sizes)
     config.update(config_changes)
     try:
         return auto.from_config(config, attn_implementation=attention)

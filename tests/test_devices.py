@@ -81,14 +81,18 @@ def test_auto_leases_a_gpu_and_explicit_devices_are_checked(monkeypatch, tmp_pat
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)  # the same assertions on any machine
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr("bertcmp.devices.gpu_names", lambda: ["g0", "g1", "g2"])
+    current = []  # the job's GPU becomes the process's current one
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: current.append(torch.device(device).index))
     with job_device("auto", job_num=4) as first:
-        assert first == torch.device("cuda:1")  # job 4 looks first at GPU 4 mod 3
+        assert first == torch.device("cuda:1") and current == [1]  # job 4 looks first at GPU 4 mod 3
         with job_device("auto", job_num=4) as second:  # another job while the first runs: not GPU 1
-            assert second == torch.device("cuda:2")
+            assert second == torch.device("cuda:2") and current == [1, 2]
     with job_device("auto", job_num=4) as again:
         assert again == torch.device("cuda:1")  # released when the job ended
     with job_device("cuda:0") as explicit:
-        assert explicit == torch.device("cuda:0")
+        assert explicit == torch.device("cuda:0") and current[-1] == 0
+    with job_device("cuda") as unnumbered:  # the current GPU, whichever it is
+        assert unnumbered == torch.device("cuda") and len(current) == 4
     with pytest.raises(ConfigError, match="trainer.device=cuda:5 but this machine has 3 GPU"):
         resolve_device("cuda:5")
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)

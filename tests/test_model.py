@@ -220,16 +220,34 @@ def test_native_head_mean_pooling_is_modernbert_only(tiny_roberta_dir):
                          AutoTokenizer.from_pretrained(tiny_roberta_dir), TWO)
 
 
-@pytest.mark.parametrize("family, vocabulary, positions", [("bert", 30522, 512), ("modernbert", 50368, 8192)])
-def test_base_shapes_from_scratch(reviews, family, vocabulary, positions):
-    """model/scratch=base: each family's real base shape, its embedding table the real vocabulary's size."""
+# the published base models' config.json: hidden, layers, heads, FFN, vocabulary, positions
+BASE_SHAPES = {"bert": (768, 12, 12, 3072, 30522, 512), "modernbert": (768, 22, 12, 1152, 50368, 8192)}
+
+
+@pytest.mark.parametrize("family", ["bert", "modernbert"])
+def test_base_shapes_from_scratch(reviews, family):
+    """model/scratch=base: each family's real base shape, its embedding table the real vocabulary's size; a size
+    set on the command line wins over the base model's."""
     from bertcmp.model import scratch_encoder
 
-    base = OmegaConf.create(dict(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072,
-                                 vocab_size=None))
-    cfg = model_cfg(name=family, pretrained=None, scratch=base)
+    cfg = model_cfg(name=family, pretrained=None, scratch=dict(hidden_size=None, num_layers=None, num_heads=None,
+                                                               intermediate_size=None, vocab_size=None))
     tok = make_tokenizer(cfg, reviews["text"])
-    assert len(tok) < vocabulary  # the generated reviews hold few distinct pieces
-    config = scratch_encoder(family, base, tok).config
+    assert len(tok) < BASE_SHAPES[family][4]  # the generated reviews hold few distinct pieces
+    config = scratch_encoder(family, cfg.scratch, tok).config
     assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.intermediate_size,
-            config.vocab_size, config.max_position_embeddings) == (768, 12, 12, 3072, vocabulary, positions)
+            config.vocab_size, config.max_position_embeddings) == BASE_SHAPES[family]
+    assert describe_encoder(cfg, 100_000).max_length == BASE_SHAPES[family][5]
+    cfg.scratch.num_layers = 4
+    assert scratch_encoder(family, cfg.scratch, tok).config.num_hidden_layers == 4
+
+
+@pytest.mark.parametrize("family, sizes, names", [
+    ("bert", dict(hidden_size=64, num_heads=3), "model.scratch.hidden_size=64 must be divisible by "
+                                                 "model.scratch.num_heads=3"),
+    ("bert", dict(hidden_size=None, num_heads=5), "hidden_size=768 must be divisible by model.scratch.num_heads=5"),
+    ("modernbert", dict(hidden_size=6, num_heads=2), "must be even for ModernBERT"),
+])
+def test_scratch_sizes_that_do_not_fit_fail_before_the_data_loads(family, sizes, names):
+    with pytest.raises(ConfigError, match=names):
+        describe_encoder(model_cfg(name=family, pretrained=None, scratch=sizes), 128)

@@ -186,6 +186,20 @@ def test_resume_from_a_saved_epoch_gives_the_same_run():
     assert all(torch.equal(resumed.best_weights[k], whole.best_weights[k]) for k in whole.best_weights)
 
 
+def test_a_gpu_dropout_state_goes_back_to_the_gpu_the_resumed_job_trains_on(monkeypatch):
+    """A resumed job may lease another GPU: the saved state is the training GPU's, restored to the new one."""
+    from bertcmp.train import _rng_states, _set_rng_states
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: calls.append(("get", device)) or torch.ones(3))
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: calls.append(("set", device, state)))
+    states = _rng_states(toy_batches(16, 0), torch.device("cuda:1"))
+    _set_rng_states(states, toy_batches(16, 0), torch.device("cuda:0"))
+    assert calls[0] == ("get", torch.device("cuda:1"))
+    assert calls[1][:2] == ("set", torch.device("cuda:0")) and torch.equal(calls[1][2], torch.ones(3))
+    assert _rng_states(toy_batches(16, 0), torch.device("cpu"))["cuda"] is None and len(calls) == 2
+
+
 def test_evaluate_puts_length_sorted_batches_back_in_item_order():
     torch.manual_seed(0)
     model = BagOfTokens()
