@@ -157,6 +157,42 @@ def test_a_native_heads_checkpoint_is_a_transformers_model(tmp_path):
     assert [recorded[i] for i in column(test, "index")] == pytest.approx(prob_pos.tolist(), abs=2e-6)
 
 
+@pytest.mark.slow  # torch.compile takes a quarter of a minute even for a tiny model on a CPU
+def test_a_compiled_run_is_reproducible_and_saves_a_plain_checkpoint(tmp_path, monkeypatch):
+    """trainer.compile=true compiles the model in place. The compiled kernels draw dropout masks from a generator
+    of their own, so a compiled run is not the eager run; it is the same run again with the same seed (up to the
+    last bit of float32: on several CPU threads the compiled reductions are not bitwise reproducible), and with
+    eager's dropout (fallback_random) the same training as eager up to the compiler's rounding. Its checkpoint
+    loads into an uncompiled model and gives the run's own test probabilities."""
+    import numpy as np
+    import torch._inductor.config
+
+    from bertcmp import load_classifier
+    from bertcmp.data import column, load_splits
+
+    small = (*TINY, "data.num_examples=160")  # 4 full training batches: one training graph and one evaluation
+
+    def losses(name: str, compiled: bool) -> tuple[list[float], Job]:
+        (tmp_path / name).mkdir()
+        cfg, job = new_job(tmp_path / name, *small, f"trainer.compile={compiled}")
+        run_job(cfg, job)
+        assert recorded(job)["status"] == "completed"
+        return [json.loads(line)["train_loss"] for line in (job.dir / "history.jsonl").read_text().splitlines()], job
+
+    first, job = losses("compiled", True)
+    assert losses("again", True)[0] == pytest.approx(first, rel=1e-6)
+    eager = losses("eager", False)[0]
+    monkeypatch.setattr(torch._inductor.config, "fallback_random", True)
+    assert losses("eager_dropout", True)[0] == pytest.approx(eager, rel=1e-4)
+    assert first != pytest.approx(eager, rel=1e-4)  # the other dropout masks
+
+    cfg = make_cfg(*small)
+    test = load_splits(cfg.data)["test"]
+    probs = load_classifier(job.dir, "cpu").predict(column(test, "text")).probs[:, 1]
+    recorded_probs = {int(r["index"]): float(r["prob_pos"]) for r in predictions_table(job)}
+    np.testing.assert_allclose(probs, [recorded_probs[i] for i in column(test, "index")], atol=1e-5)
+
+
 def predictions_table(job: Job) -> list[dict]:
     import csv
 
