@@ -1,6 +1,6 @@
 """GPU throughput of bertcmp's training loop: BERT-base and ModernBERT-base shapes (random weights: nothing to
-download), max_length 128 and 512, bf16 autocast, torch.compile off and on. Prints tokens/s, MFU and peak memory;
-then one job alone against two sharing the GPU (trainer.jobs_per_gpu=2).
+download), max_length 128 and 512, bf16 autocast, torch.compile off and on. Prints examples/s, tokens/s, MFU and
+peak memory; then one job alone against two sharing the GPU (trainer.jobs_per_gpu=2).
 
 The models are built the way a run builds them, from the composed config `model=<family> model.pretrained=null
 model/scratch=base` (`tiny` with --tiny) and bertcmp.model.build_classifier; fit() is the real training loop.
@@ -89,7 +89,7 @@ def measure(family: str, length: int, compile_model: bool, args, device: torch.d
     tokens_per_s = timed.tokens / timed.train_seconds
     flops = 6 * non_embedding_params(model.encoder) * tokens_per_s
     return {"model": family, "max_length": length, "batch": batch, "compile": compile_model,
-            "tokens_per_s": tokens_per_s, "mfu": flops / peak_flops(args.peak_tflops),
+            "examples_per_s": timed.examples / timed.train_seconds, "tokens_per_s": tokens_per_s, "mfu": flops / peak_flops(args.peak_tflops),
             "first_epoch_s": history[0].train_seconds, "attention": attention,
             "peak_gb": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")}
 
@@ -132,7 +132,8 @@ def main() -> None:
         return
     print(f"device: {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, torch {torch.__version__}, "
           f"peak bf16 {peak_flops(args.peak_tflops) / 1e12:.0f} TFLOP/s")
-    print(f"{'model':11s} {'len':>4s} {'batch':>5s} {'compile':>7s} {'tokens/s':>10s} {'MFU':>6s} {'peak GB':>7s} "
+    print(f"{'model':11s} {'len':>4s} {'batch':>5s} {'compile':>7s} {'examples/s':>10s} {'tokens/s':>10s} {'MFU':>6s} "
+          f"{'peak GB':>7s} "
           f"{'1st epoch s':>11s} attention")
     for length in (128, 512):  # the target's row (BERT, 128 tokens) first
         for family in ("bert", "modernbert"):
@@ -140,7 +141,7 @@ def main() -> None:
                 started = time.perf_counter()
                 r = measure(family, length, compile_model, args, device)
                 print(f"{r['model']:11s} {r['max_length']:4d} {r['batch']:5d} {str(r['compile']):>7s} "
-                      f"{r['tokens_per_s']:10.0f} {_percent(r['mfu']):>6s} {r['peak_gb']:7.1f} {r['first_epoch_s']:11.1f} "
+                      f"{r['examples_per_s']:10.1f} {r['tokens_per_s']:10.0f} {_percent(r['mfu']):>6s} {r['peak_gb']:7.1f} {r['first_epoch_s']:11.1f} "
                       f"{r['attention']} "
                       f"({time.perf_counter() - started:.0f} s)", flush=True)
 

@@ -17,6 +17,7 @@ def test_gpu_benchmark_runs_through_the_real_path_on_a_cpu():
             if line.startswith(("bert ", "modernbert ")) and "sharing" not in line]
     assert [(r[0], r[1]) for r in rows] == [("bert", "128"), ("modernbert", "128"), ("bert", "512"),
                                             ("modernbert", "512")]
-    assert all(float(r[4]) > 0 for r in rows)  # tokens/s
+    assert all(float(r[4]) > 0 and float(r[5]) == pytest.approx(float(r[4]) * int(r[1]), rel=1e-3)
+               for r in rows)  # examples/s, and tokens/s: every batch is full
     shared = [line.split() for line in result.stdout.splitlines() if "2 jobs sharing" in line]
     assert [r[0] for r in shared] == ["bert", "modernbert"] and all(float(r[3]) > 0 and float(r[8]) > 0 for r in shared)
