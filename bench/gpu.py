@@ -89,7 +89,8 @@ def measure(family: str, length: int, compile_model: bool, args, device: torch.d
     tokens_per_s = timed.tokens / timed.train_seconds
     flops = 6 * non_embedding_params(model.encoder) * tokens_per_s
     return {"model": family, "max_length": length, "batch": batch, "compile": compile_model,
-            "examples_per_s": timed.examples / timed.train_seconds, "tokens_per_s": tokens_per_s, "mfu": flops / peak_flops(args.peak_tflops),
+            "examples_per_s": timed.examples / timed.train_seconds, "tokens_per_s": tokens_per_s,
+            "mfu": flops / peak_flops(args.peak_tflops),
             "first_epoch_s": history[0].train_seconds, "attention": attention,
             "peak_gb": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")}
 
@@ -133,16 +134,15 @@ def main() -> None:
     print(f"device: {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, torch {torch.__version__}, "
           f"peak bf16 {peak_flops(args.peak_tflops) / 1e12:.0f} TFLOP/s")
     print(f"{'model':11s} {'len':>4s} {'batch':>5s} {'compile':>7s} {'examples/s':>10s} {'tokens/s':>10s} {'MFU':>6s} "
-          f"{'peak GB':>7s} "
-          f"{'1st epoch s':>11s} attention")
+          f"{'peak GB':>7s} {'1st epoch s':>11s} attention")
     for length in (128, 512):  # the target's row (BERT, 128 tokens) first
         for family in ("bert", "modernbert"):
             for compile_model in (False,) if args.no_compile else (False, True):
                 started = time.perf_counter()
                 r = measure(family, length, compile_model, args, device)
                 print(f"{r['model']:11s} {r['max_length']:4d} {r['batch']:5d} {str(r['compile']):>7s} "
-                      f"{r['examples_per_s']:10.1f} {r['tokens_per_s']:10.0f} {_percent(r['mfu']):>6s} {r['peak_gb']:7.1f} {r['first_epoch_s']:11.1f} "
-                      f"{r['attention']} "
+                      f"{r['examples_per_s']:10.1f} {r['tokens_per_s']:10.0f} {_percent(r['mfu']):>6s} "
+                      f"{r['peak_gb']:7.1f} {r['first_epoch_s']:11.1f} {r['attention']} "
                       f"({time.perf_counter() - started:.0f} s)", flush=True)
 
     print("\njobs per GPU (128 tokens, no compile; each job a process of its own):")

@@ -30,7 +30,7 @@ from omegaconf import DictConfig, ListConfig
 from tokenizers import Encoding, Tokenizer
 from torch.utils.data import DataLoader, Sampler
 
-from bertcmp.errors import ConfigError, DataError
+from bertcmp.errors import ConfigError, DataError, summary
 from bertcmp.outputs import replacing
 from bertcmp.synthetic import GENERATORS
 
@@ -132,7 +132,7 @@ def _load(path: str, shown: str, local: bool = False, **kwargs: Any) -> DatasetD
                             "JSON object") from err
         where = "could not be read" if local or Path(path).exists() \
             else "is not a local path and could not be loaded from the Hugging Face Hub"
-        raise DataError(f"data.source={shown!r} {where} ({type(err).__name__}: {str(err).splitlines()[0]}); "
+        raise DataError(f"data.source={shown!r} {where} ({summary(err)}); "
                         "give a local directory or files, e.g. data.source=/path/to/imdb, "
                         "or run offline with data=synthetic") from err
 

@@ -28,6 +28,12 @@ class TrainingError(BertcmpError):
     """Training that cannot go on, such as a loss that became NaN or infinite."""
 
 
+def summary(err: BaseException) -> str:
+    """An exception in a few words for a one-line message: its type and the first line of what it says."""
+    said = str(err).strip()
+    return f"{type(err).__name__}: {said.splitlines()[0]}" if said else type(err).__name__
+
+
 class NoSpaceError(BertcmpError):
     """A disk (or a quota) that filled up while a file was written."""
 

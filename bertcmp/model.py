@@ -19,7 +19,7 @@ from torch import nn
 from transformers import (AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer, BertConfig,
                           ModernBertConfig, PreTrainedModel, PreTrainedTokenizerFast)
 
-from bertcmp.errors import ConfigError, ModelError
+from bertcmp.errors import ConfigError, ModelError, summary
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ def load_encoder(pretrained: str, attention: str = "sdpa", auto: type = AutoMode
         return auto.from_pretrained(pretrained, config=config, attn_implementation=attention)
     except Exception as err:
         raise ModelError(f"model.pretrained={pretrained!r} could not be loaded with model.attn_implementation="
-                         f"{attention} ({type(err).__name__}: {str(err).splitlines()[0]})") from err
+                         f"{attention} ({summary(err)})") from err
 
 
 def _base(family: str):
@@ -272,14 +272,14 @@ def scratch_encoder(family: str, scratch: DictConfig, tokenizer: PreTrainedToken
     try:
         return auto.from_config(config, attn_implementation=attention)
     except (ImportError, ValueError) as err:
-        raise ModelError(f"model.attn_implementation={attention} does not work here: {str(err).splitlines()[0]}; "
+        raise ModelError(f"model.attn_implementation={attention} does not work here ({summary(err)}); "
                          "use model.attn_implementation=sdpa") from err
 
 
 def _unreachable(pretrained: str, err: Exception) -> ModelError:
     if Path(pretrained).expanduser().is_dir():
         return ModelError(f"model.pretrained={pretrained!r} is a directory but not a saved model "
-                          f"({type(err).__name__}: {str(err).splitlines()[0]}); it needs config.json, "
+                          f"({summary(err)}); it needs config.json, "
                           "the weights and tokenizer files as save_pretrained writes them")
     return ModelError(f"model.pretrained={pretrained!r} is neither a local directory nor reachable on the "
                       "Hugging Face Hub; download it and pass model.pretrained=/local/dir, "

@@ -29,7 +29,7 @@ from transformers import PreTrainedTokenizerFast
 
 from bertcmp import outputs
 from bertcmp.data import FILE_BUILDERS, column, empty_rows, encode, flatten, make_loader
-from bertcmp.errors import BertcmpError, DataError, ModelError
+from bertcmp.errors import BertcmpError, DataError, ModelError, summary
 from bertcmp.model import load_tokenizer, load_trained
 from bertcmp.train import predict_probs
 
@@ -139,7 +139,7 @@ def read_texts(path: Path, text_column: str, pair_column: Optional[str]) -> tupl
     try:
         table = load_dataset(builder, data_files=str(path), split="train")
     except Exception as err:  # datasets raises many types for a file it cannot parse
-        raise DataError(f"--file {path} could not be read ({type(err).__name__}: {str(err).splitlines()[0]})") from err
+        raise DataError(f"--file {path} could not be read ({summary(err)})") from err
     for flag, name in (("--text-column", text_column), ("--pair-column", pair_column)):
         if name and name not in table.column_names:
             raise DataError(f"{flag}={name!r} is not a column of {path} (it has: {', '.join(table.column_names)})")

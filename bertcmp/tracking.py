@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 from omegaconf import DictConfig
 
-from bertcmp.errors import TrackingError
+from bertcmp.errors import TrackingError, summary
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +128,7 @@ class Tracker:
         try:
             send(self.run)
         except Exception as err:
-            log.warning("W&B stopped working (%s: %s); training goes on without tracking", type(err).__name__,
-                        str(err).splitlines()[0] if str(err) else "")
+            log.warning("W&B stopped working (%s); training goes on without tracking", summary(err))
             self.run = None
 
 
@@ -149,7 +148,7 @@ def start_run(cfg: DictConfig, choice: Choice, config: dict, name: str, group: O
     try:
         run = init(mode)
     except Exception as err:
-        why = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        why = summary(err)
         if not choice.fallback:
             raise TrackingError(f"W&B could not start a run in {mode} mode ({why}); logger.mode=disabled trains "
                                 "without it") from None

@@ -328,8 +328,7 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
                 _read_steps(since, on_step, cfg, epoch)
                 _validate(model, valid_loader, device, dtype, cfg, progress, since, epochs_done)
                 if not progress.stopped:  # mid-epoch: a resume draws this epoch's order again and skips ahead
-                    _save(save_state, progress, model, optimizer, scheduler, scaler, train_loader, epoch_start,
-                          device)
+                    _save(save_state, progress, model, optimizer, scheduler, scaler, epoch_start, device)
                 if on_validation:
                     on_validation(progress.history)
                 if progress.stopped:
@@ -344,8 +343,8 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
             _read_steps(since, on_step, cfg, epoch)
             _validate(model, valid_loader, device, dtype, cfg, progress, since, epoch)
             if progress.epoch <= cfg.epochs and not progress.stopped:  # the next epoch's order: the current state
-                _save(save_state, progress, model, optimizer, scheduler, scaler, train_loader,
-                      _loader_state(train_loader), device)
+                _save(save_state, progress, model, optimizer, scheduler, scaler, _loader_state(train_loader),
+                      device)
             if on_validation:
                 on_validation(progress.history)
             since = _Since(device)
@@ -412,14 +411,13 @@ def _validate(model: nn.Module, valid_loader: DataLoader, device: torch.device, 
 
 
 def _save(save_state: Optional[Callable[[TrainingState], None]], progress: Progress, model: nn.Module,
-          optimizer: torch.optim.Optimizer, scheduler, scaler, loader: DataLoader, loader_state,
-          device: torch.device) -> None:
+          optimizer: torch.optim.Optimizer, scheduler, scaler, loader_state, device: torch.device) -> None:
     """Hand `save_state` what it takes to go on from here; `loader_state` draws the current epoch's order."""
     if save_state:
         save_state(TrainingState(progress=progress.copy(), model=_snapshot(model.state_dict()),
                                  optimizer=_snapshot(optimizer.state_dict()), scheduler=scheduler.state_dict(),
                                  scaler=scaler.state_dict(),
-                                 rng={**_rng_states(loader, device), "loader": loader_state}))
+                                 rng={**_rng_states(device), "loader": loader_state}))
 
 
 def _loader_state(loader: DataLoader):
@@ -438,12 +436,12 @@ def _snapshot(value):
     return value
 
 
-def _rng_states(loader: DataLoader, device: torch.device) -> dict:
-    """Every source of randomness in training: dropout (torch, on the training GPU), batch order (the loader's
-    generator). A GPU's state is saved as the training GPU's, not by its number: a resumed job may lease another."""
+def _rng_states(device: torch.device) -> dict:
+    """The generators dropout draws from (torch's, and on a GPU the training GPU's); the batch order's is the
+    loader's, saved beside them. A GPU's state is saved as the training GPU's, not by its number: a resumed job may
+    lease another."""
     return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            "loader": _loader_state(loader)}
+            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
 
 
 def _set_rng_states(states: dict, loader: DataLoader, device: torch.device) -> None:

@@ -4,7 +4,7 @@ import errno
 
 import pytest
 
-from bertcmp.errors import NoSpaceError, is_disk_full, writing
+from bertcmp.errors import NoSpaceError, is_disk_full, summary, writing
 
 
 def chained(outer: Exception, inner: Exception) -> Exception:
@@ -40,3 +40,8 @@ def test_writing_names_the_file_and_lets_other_errors_through(tmp_path):
     with pytest.raises(PermissionError):
         with writing(tmp_path / "x"):
             raise PermissionError(errno.EACCES, "Permission denied")
+
+
+def test_an_error_in_a_few_words_even_when_it_says_nothing():
+    assert summary(ValueError("bad value\nand the whole traceback of a library")) == "ValueError: bad value"
+    assert summary(KeyError()) == "KeyError" and summary(OSError("  ")) == "OSError"
