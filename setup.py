@@ -2,9 +2,10 @@
 and installs as the package bertcmp.conf, with every config group in it found here, so a new group can
 never be missing from a wheel. Everything else is in pyproject.toml."""
 
-from setuptools import find_namespace_packages, setup
+from setuptools import find_namespace_packages, find_packages, setup
 
 CONFIG_GROUPS = find_namespace_packages(where="conf", exclude=["__pycache__", "*.__pycache__"])
 
-setup(packages=["bertcmp", "bertcmp.conf", *(f"bertcmp.conf.{group}" for group in CONFIG_GROUPS)],
+setup(packages=[*find_packages(include=["bertcmp", "bertcmp.*"]), "bertcmp.conf",
+                *(f"bertcmp.conf.{group}" for group in CONFIG_GROUPS)],
       package_dir={"bertcmp.conf": "conf"})

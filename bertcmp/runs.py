@@ -95,8 +95,30 @@ class Run:
 
     @property
     def data_key(self) -> str:
+        """The run's task: equal for runs scored on the same test items."""
+        return json.dumps(self.task, sort_keys=True, default=str)
+
+    @property
+    def task(self) -> dict:
         data = self.config.get("data", {})
-        return json.dumps({k: data.get(k) for k in TEST_ITEMS_KEYS}, sort_keys=True, default=str)
+        return {k: data.get(k) for k in TEST_ITEMS_KEYS}
+
+    @property
+    def pretrained(self) -> Optional[str]:
+        """The checkpoint the run fine-tuned (a Hub id or a local directory); None for one built from scratch."""
+        value = self.config.get("model", {}).get("pretrained")
+        return None if value is None else str(value)
+
+    @property
+    def scratch(self) -> Optional[dict]:
+        """The sizes of an encoder built from scratch (None for a pretrained one)."""
+        return None if self.pretrained else self.config.get("model", {}).get("scratch")
+
+    @property
+    def encoder_key(self) -> str:
+        """The encoder compared: the checkpoint, or the family and shape built from scratch."""
+        what = {"family": self.model, "pretrained": self.pretrained, "scratch": self.scratch}
+        return json.dumps(what, sort_keys=True, default=str)
 
     def value(self, dotted: str) -> Optional[float]:
         node: Any = self.metrics

@@ -282,16 +282,17 @@ def test_three_families_compared(tmp_path, tiny_roberta_dir, capsys):
         (job.dir / ".hydra").mkdir()
         (job.dir / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     report = build_report([str(sweep)])
-    assert sorted(s.family for s in report.ranking) == ["bert", "modernbert", "roberta"]
-    accuracies = [s.valid_accuracy for s in report.ranking]
+    (task,) = report.tasks
+    assert sorted(s.family for s in task.ranking) == ["bert", "modernbert", "roberta"]
+    accuracies = [s.valid_accuracy for s in task.ranking]
     assert accuracies == sorted(accuracies, reverse=True)
-    assert len(report.head_to_heads) == 2 and all(h.paired_items for h in report.head_to_heads)
-    leader = report.head_to_heads[0].family_a
-    assert {h.family_b for h in report.head_to_heads} | {leader} == {"BERT", "ModernBERT", "RoBERTa"}
+    assert len(report.head_to_heads) == 2 and all(h.evidence == "items" for h in report.head_to_heads)
+    leader = report.head_to_heads[0].encoder_a
+    assert {h.encoder_b for h in report.head_to_heads} | {leader} == {"BERT", "ModernBERT", "RoBERTa"}
     assert all(h.comparisons == 2 and h.adjusted_p >= h.p_value for h in report.head_to_heads)
     print_report(report)
     printed = capsys.readouterr().out
-    assert "families by their best configuration on validation" in printed and "Holm-adjusted p" in printed
+    assert "encoders by their best configuration on validation" in printed and "Holm-adjusted p" in printed
 
 
 def test_taking_turns_changes_no_number(tmp_path, monkeypatch):

@@ -148,6 +148,32 @@ def test_sweep_ends_with_the_comparison(smoke_sweep):
     assert "2 completed, 0 not completed" in result.stdout
 
 
+def test_a_sweep_over_tasks_compares_each_task_apart(tmp_path):
+    """The verdict issue's command, smaller: two tasks, both families, two seeds; one comparison per task, each
+    paired on its own test items, then the summary across tasks."""
+    import matplotlib.image
+
+    result = run_cli("-m", "experiment=smoke", "model=bert,modernbert", "data=synthetic,topics", "seed=0,1",
+                     "data.num_examples=600", "trainer.epochs=1", "logger.mode=disabled",
+                     f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = tmp_path / "sweep" / "comparison"
+    summary = json.loads((report / "comparison.json").read_text())
+    assert [t["name"] for t in summary["tasks"]] == ["synthetic", "topics"]
+    for task in summary["tasks"]:
+        (h,) = task["head_to_heads"]
+        assert {h["encoder_a"], h["encoder_b"]} == {"BERT", "ModernBERT"} and h["evidence"] == "seeds"
+        assert h["items"]["test_items"] == 60 and h["verdict"] in ("better", "equivalent", "inconclusive")
+        assert f"=== task {task['name']}: 4 runs ===" in result.stdout and h["sentence"] in result.stdout
+        assert all(len(curve) == 2 for curve in task["budget"].values())
+        runs = [json.loads((tmp_path / "sweep" / run.split("/")[-1] / "metrics.json").read_text())
+                for run in task["runs"]]
+        assert {m["data"]["name"] for m in runs} == {task["name"]}
+    assert summary["across_tasks"]["sentence"].startswith("Across 2 tasks ")
+    assert summary["across_tasks"]["sentence"] in result.stdout
+    assert matplotlib.image.imread(report / "budget.png").shape[1] > 100
+
+
 def test_a_wandb_key_without_a_server(tmp_path):
     """A compute node without internet and the user's key in the environment: the default logger.mode=auto goes
     offline at once and the run completes; logger.mode=online stops before any data loads, in one line."""

@@ -13,7 +13,7 @@ import yaml
 
 from bertcmp.compare import build_report, main
 from bertcmp.metrics import scores
-from bertcmp.stats import mcnemar_exact, paired_bootstrap, seed_difference
+from bertcmp.compare.stats import mcnemar_exact, paired_bootstrap, seed_difference
 
 N = 2000
 
@@ -30,11 +30,13 @@ def predictions(label: np.ndarray, wrong: np.ndarray) -> np.ndarray:
 
 def make_run(directory: Path, model: str, seed: int, pred: np.ndarray, label: np.ndarray, lr: float = 5e-5,
              data_name: str = "imdb", status: str = "completed", valid: float | None = None,
-             extra: tuple[str, ...] = (), n_tokens: np.ndarray | None = None) -> Path:
-    """A run dir as bertcmp writes it: .hydra/config.yaml, metrics.json, history.jsonl, test_predictions.csv."""
+             extra: tuple[str, ...] = (), n_tokens: np.ndarray | None = None, pretrained: str | None = None,
+             scratch: dict | None = None) -> Path:
+    """A run dir as bertcmp writes it: .hydra/config.yaml, metrics.json, history.jsonl, test_predictions.csv.
+    `model` is the family (model_type); `pretrained` the checkpoint, or `scratch` the shape built from scratch."""
     (directory / ".hydra").mkdir(parents=True)
-    config = {"model": {"name": model}, "trainer": {"lr": lr}, "seed": seed,
-              "data": {"name": data_name, "source": "x", "split": "pooled", "split_seed": 42}}
+    config = {"model": {"name": model, "pretrained": pretrained, "scratch": scratch}, "trainer": {"lr": lr},
+              "seed": seed, "data": {"name": data_name, "source": "x", "split": "pooled", "split_seed": 42}}
     (directory / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     accuracy = float((pred == label).mean())
     metrics = {"status": status, "model": model, "overrides": [f"model={model}", *extra, f"seed={seed}"]}
@@ -71,13 +73,15 @@ def test_paired_bootstrap_agrees_with_the_normal_interval():
     label = labels()
     a = predictions(label, np.arange(0, 150))
     b = predictions(label, np.arange(100, 300))
-    diff, low, high, p_value = paired_bootstrap(label, a, b)
+    i = paired_bootstrap(label, a, b)
+    diff = i.mean
     assert diff == pytest.approx(((a == label).mean() - (b == label).mean()))
     d = (a == label).astype(float) - (b == label).astype(float)
-    half = 1.96 * d.std(ddof=1) / math.sqrt(N)
-    assert low == pytest.approx(diff - half, abs=0.003) and high == pytest.approx(diff + half, abs=0.003)
-    assert paired_bootstrap(label, a, b) == (diff, low, high, p_value)  # seeded: the same interval every time
-    assert p_value < 0.05 and low > 0 or p_value >= 0.05 and low <= 0
+    for z, low, high in ((1.96, i.low, i.high), (1.645, i.low90, i.high90)):  # the 95 % and the 90 % interval
+        half = z * d.std(ddof=1) / math.sqrt(N)
+        assert low == pytest.approx(diff - half, abs=0.003) and high == pytest.approx(diff + half, abs=0.003)
+    assert paired_bootstrap(label, a, b) == i  # seeded: the same interval every time
+    assert i.p_value < 0.05 and i.low > 0 or i.p_value >= 0.05 and i.low <= 0
 
 
 def test_seed_difference_t_interval():
@@ -86,6 +90,8 @@ def test_seed_difference_t_interval():
     diffs = np.array([0.01, 0.03, 0.01])
     half = 4.302652729911275 * diffs.std(ddof=1) / math.sqrt(3)  # t(0.975, 2 dof)
     assert s.paired and s.mean == pytest.approx(diffs.mean()) and s.high - s.mean == pytest.approx(half)
+    half90 = 2.919985580355516 * diffs.std(ddof=1) / math.sqrt(3)  # t(0.95, 2 dof)
+    assert s.high90 - s.mean == pytest.approx(half90) and s.mean - s.low90 == pytest.approx(half90)
     assert seed_difference({0: 0.9}, b) is None
 
 
@@ -116,15 +122,16 @@ def test_mixed_sweeps_are_compared_head_to_head(two_sweeps, capsys):
     assert rows["bert"]["inference.examples_per_s"] == pytest.approx(41.0)  # seeds 0, 1, 2
     assert "infer ex/s" in printed and "inference.examples_per_s_mean" in (out / "summary.csv").read_text()
     h = summary["head_to_heads"][0]
-    assert h["paired_items"] and h["p_value"] < 0.001 and h["low"] > 0
-    assert h["seeds"]["paired"] and h["seeds"]["n_a"] == 3
+    assert h["items"]["p_value"] < 0.001 and h["items"]["low"] > 0 and h["evidence"] == "seeds"
+    assert h["seeds"]["paired"] and h["seeds"]["n_a"] == 3 and h["verdict"] == "better"
+    assert (h["difference"], h["low"], h["high"]) == (h["seeds"]["mean"], h["seeds"]["low"], h["seeds"]["high"])
     assert h["seeds"]["mean"] == pytest.approx(np.mean(modern_acc) - np.mean(bert_acc))
     # with seeds, the verdict rests on the interval over seeds
     low, high = h["seeds"]["low"] * 100, h["seeds"]["high"] * 100
     assert h["sentence"] == f"ModernBERT is better than BERT by {h['seeds']['mean'] * 100:.1f} points " \
                             f"(95 % CI {low:.1f} to {high:.1f} over seeds)."
     assert h["sentence"] in printed
-    assert "On the same test items, runs of seed 0 (ModernBERT) and 0 (BERT): +4.0 points" in printed
+    assert "On the same 2000 test items, runs of seed 0 (ModernBERT) and 0 (BERT): +4.0 points" in printed
     assert "failed: the training loss became nan" in printed  # the failed run is listed, not fatal
     for name in ("summary.csv", "summary.md", "report.md", "learning_curves.png", "accuracy_vs_lr.png",
                  "accuracy_vs_throughput.png"):
@@ -156,7 +163,7 @@ def test_one_configuration_keeps_its_whole_name(tmp_path):
     label = labels()
     make_run(tmp_path / "s" / "0_bert", "bert", 0, label, label, extra=("trainer.epochs=1",))
     report = build_report([str(tmp_path / "s")])
-    assert report.shared == [] and report.rows[0]["configuration"] == "model=bert,trainer.epochs=1"
+    assert report.tasks[0].shared == [] and report.rows[0]["configuration"] == "model=bert,trainer.epochs=1"
 
 
 def test_default_out_is_inside_the_first_path(two_sweeps):
@@ -169,19 +176,23 @@ def test_single_runs_conclude_from_the_items(tmp_path):
     make_run(tmp_path / "s" / "0_bert", "bert", 0, predictions(label, np.arange(100, 200)), label)
     make_run(tmp_path / "s" / "1_modernbert", "modernbert", 0, predictions(label, np.arange(0, 95)), label)
     h = build_report([str(tmp_path / "s")]).head_to_heads[0]
-    assert h.paired_items and h.seeds is None and h.p_value > 0.05
-    assert h.sentence.startswith("No significant difference between ModernBERT and BERT (+0.3 points, 95 % CI")
-    assert h.sentence.endswith(f"McNemar p = {h.p_value:.3g}).")
+    assert h.evidence == "items" and h.seeds is None and h.p_value > 0.05 and h.verdict == "inconclusive"
+    assert h.sentence.startswith("Inconclusive: ModernBERT minus BERT is +0.3 points (95 % CI")
+    assert h.sentence.endswith(f"McNemar p = {h.p_value:.3g}), which spans both no difference and a difference "
+                               "larger than 0.5 points; from one run each, so training noise is not counted: add "
+                               "seed=0,1,2.")
 
 
-def test_different_test_items_are_not_paired(tmp_path):
+def test_predictions_of_other_items_are_not_paired(tmp_path):
     label = labels()
-    make_run(tmp_path / "s" / "0_bert", "bert", 0, predictions(label, np.arange(100)), label, data_name="imdb")
-    make_run(tmp_path / "s" / "1_modernbert", "modernbert", 0, predictions(label, np.arange(50)), label,
-             data_name="synthetic")
+    make_run(tmp_path / "s" / "0_bert", "bert", 0, predictions(label, np.arange(100)), label)
+    other = make_run(tmp_path / "s" / "1_modernbert", "modernbert", 0, predictions(label, np.arange(50)), label)
+    lines = (other / "test_predictions.csv").read_text().splitlines()
+    lines[1:] = [line.replace(line.split(",")[0], str(1000 + i), 1) for i, line in enumerate(lines[1:])]
+    (other / "test_predictions.csv").write_text("\n".join(lines) + "\n")
     h = build_report([str(tmp_path / "s")]).head_to_heads[0]
-    assert not h.paired_items and h.p_value is None
-    assert "different data configs" in h.notes[0]
+    assert h.items is None and h.p_value is None and h.evidence == "scores" and h.verdict == "inconclusive"
+    assert "list different test items" in h.notes[0]
     assert h.difference == pytest.approx(50 / N)
     assert "cannot say whether that is more than noise" in h.sentence
 
@@ -243,8 +254,9 @@ def test_three_families_rank_and_meet_the_best_with_holms_correction(tmp_path, c
     printed = capsys.readouterr().out
     summary = json.loads((tmp_path / "s" / "comparison" / "comparison.json").read_text())
     assert [s["family"] for s in summary["ranking"]] == ["modernbert", "roberta", "bert"]
+    assert [s["encoder"] for s in summary["ranking"]] == ["ModernBERT", "RoBERTa", "BERT"]
     pairs = summary["head_to_heads"]
-    assert [(h["family_a"], h["family_b"]) for h in pairs] == [("ModernBERT", "RoBERTa"), ("ModernBERT", "BERT")]
+    assert [(h["encoder_a"], h["encoder_b"]) for h in pairs] == [("ModernBERT", "RoBERTa"), ("ModernBERT", "BERT")]
     raw = [mcnemar_exact(label, predictions(label, wrong["modernbert"]), predictions(label, wrong[m]))[2]
            for m in ("roberta", "bert")]
     assert [h["p_value"] for h in pairs] == pytest.approx(raw)
@@ -273,7 +285,7 @@ def test_multi_class_runs_compare_by_item_and_by_macro_f1(tmp_path, capsys):
         (run / "test_predictions.csv").write_text("\n".join(rows) + "\n")
     assert main([str(tmp_path / "s"), "--metric", "test.macro_f1"]) == 0
     h = json.loads((tmp_path / "s" / "comparison" / "comparison.json").read_text())["head_to_heads"][0]
-    assert h["paired_items"] and h["only_a"] == 90 and h["only_b"] == 0 and h["low"] > 0
+    assert h["evidence"] == "items" and h["items"]["only_a"] == 90 and h["items"]["only_b"] == 0 and h["low"] > 0
     assert h["sentence"].startswith("ModernBERT is better than BERT by") and "points of test.macro_f1" in h["sentence"]
     assert main([str(tmp_path / "s"), "--metric", "test.f1"]) == 2
     assert "--metric test.f1 is the positive class's F1 of two-class tasks" in capsys.readouterr().err
@@ -327,3 +339,113 @@ def test_a_full_disk_under_out_is_one_line(tmp_path, capsys, monkeypatch):
                                                "(writing learning_curves.png): free some space, or give --out a "
                                                "directory on another disk")
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def two_task_runs(root: Path, seeds=(0, 1)) -> dict:
+    """BERT and ModernBERT on two tasks with test sets of their own: BERT's best run falls on imdb, ModernBERT's on
+    synthetic, so a comparison across tasks would pit one task against the other."""
+    tasks = {"imdb": labels(), "synthetic": np.random.default_rng(1).integers(0, 2, 800)}
+    wrong = {("imdb", "bert"): 100, ("imdb", "modernbert"): 160, ("synthetic", "bert"): 60,
+             ("synthetic", "modernbert"): 20}
+    for (task, model), k in wrong.items():
+        label = tasks[task]
+        for seed in seeds:
+            make_run(root / f"{task}_{model}_{seed}", model, seed, predictions(label, np.arange(k + seed)), label,
+                     data_name=task, extra=(f"data={task}",))
+    return tasks
+
+
+def test_runs_of_two_tasks_never_meet(tmp_path, capsys):
+    tasks = two_task_runs(tmp_path / "s")
+    assert main([str(tmp_path / "s")]) == 0
+    printed = capsys.readouterr().out
+    out = tmp_path / "s" / "comparison"
+    summary = json.loads((out / "comparison.json").read_text())
+    assert [t["name"] for t in summary["tasks"]] == ["imdb", "synthetic"]
+    assert "head_to_heads" not in summary and "rows" not in summary  # top-level keys never mix tasks
+    for task in summary["tasks"]:
+        assert {r["task"] for r in task["rows"]} == {task["name"]} and len(task["runs"]) == 4
+        assert all(f"/{task['name']}_" in run for run in task["runs"])
+        (h,) = task["head_to_heads"]
+        assert h["items"]["test_items"] == len(tasks[task["name"]])  # paired on its own task's items
+        assert task["key"]["name"] == task["name"] and set(task["budget"]) == {"BERT", "ModernBERT"}
+    imdb, synthetic = (t["head_to_heads"][0] for t in summary["tasks"])
+    assert (imdb["encoder_a"], imdb["verdict"], imdb["winner"]) == ("BERT", "better", "BERT")
+    assert (synthetic["encoder_a"], synthetic["verdict"], synthetic["winner"]) == ("ModernBERT", "better", "ModernBERT")
+    assert imdb["difference"] == pytest.approx(60 / N)
+    across = summary["across_tasks"]
+    assert across["tasks"] == ["imdb", "synthetic"] and across["record"]["BERT"]["wins"] == 1
+    assert across["record"]["BERT"]["losses"] == 1 and across["test"]["p_value"] is None
+    assert across["sentence"] == ("Across 2 tasks BERT is better than ModernBERT on 1, equivalent on 0, worse on 1 and "
+                                  "inconclusive on 0; no test across tasks: with 2 tasks the Wilcoxon signed-rank "
+                                  "test cannot reach p < 0.05 (it needs at least 6).")
+    assert "=== task imdb: 4 runs ===" in printed and "=== across tasks ===" in printed
+    report = (out / "report.md").read_text()
+    assert report.startswith(f"# bertcmp comparison\n\n**{across['sentence']}**")
+    assert "## Task: imdb" in report and "## Task: synthetic" in report and "| BERT | 0.9497 leader |" in report
+    csv_head = (out / "summary.csv").read_text().splitlines()[0]
+    assert csv_head.startswith("task,encoder,configuration,")
+    assert (out / "budget.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_task_that_one_encoder_ran_says_so_and_the_rest_goes_on(tmp_path, capsys):
+    two_task_runs(tmp_path / "s")
+    label = labels()
+    for seed in (0, 1):
+        make_run(tmp_path / "s" / f"topics_bert_{seed}", "bert", seed, predictions(label, np.arange(30)), label,
+                 data_name="topics")
+    report = build_report([str(tmp_path / "s")])
+    topics = report.tasks[2]
+    assert topics.name == "topics" and topics.head_to_heads == []
+    assert topics.notes == ["no head-to-head on topics: only BERT ran it; it needs completed runs of at least two "
+                            "encoders"]
+    assert len(report.tasks[0].head_to_heads) == 1 and "(not both run on 1)" in report.across.sentence
+    assert {c["mark"] for c in report.across.cells if c["task"] == "topics"} == {"alone"}
+
+
+def test_tasks_that_share_a_name_are_told_apart(tmp_path):
+    label = labels()
+    for split in ("pooled", "official"):
+        for num, model in enumerate(("bert", "modernbert")):
+            run = make_run(tmp_path / "s" / f"{split}_{model}", model, 0, predictions(label, np.arange(50 + num)),
+                           label)
+            config = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())
+            config["data"]["split"] = split
+            (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    report = build_report([str(tmp_path / "s")])
+    assert [t.name for t in report.tasks] == ["imdb (split=official)", "imdb (split=pooled)"]
+
+
+def test_two_checkpoints_of_one_family_meet_by_name(tmp_path, capsys):
+    label = labels()
+    for seed in (0, 1):
+        for k, checkpoint in ((150, "roberta-base"), (90, "FacebookAI/roberta-large")):
+            make_run(tmp_path / "s" / f"{checkpoint.replace('/', '_')}_{seed}", "roberta", seed,
+                     predictions(label, np.arange(k + 3 * seed)), label, pretrained=checkpoint,
+                     extra=("model=auto", f"model.pretrained={checkpoint}"))
+        make_run(tmp_path / "s" / f"bert_{seed}", "bert", seed, predictions(label, np.arange(120 + seed)), label,
+                 pretrained="bert-base-uncased")
+    report = build_report([str(tmp_path / "s")])
+    assert [s.encoder for s in report.tasks[0].ranking] == ["roberta-large", "BERT", "roberta-base"]
+    assert [(h.encoder_a, h.encoder_b) for h in report.head_to_heads] == [("roberta-large", "BERT"),
+                                                                          ("roberta-large", "roberta-base")]
+    assert report.head_to_heads[1].sentence.startswith("roberta-large is better than roberta-base by 3.0 points")
+
+
+def test_encoders_are_named_by_family_checkpoint_or_shape(tmp_path):
+    from bertcmp.compare.groups import encoder_names
+    from bertcmp.runs import load_runs
+
+    label = labels()
+    made = {"a": dict(model="bert", pretrained="/models/a/minilm"), "b": dict(model="bert", pretrained="/models/b/minilm"),
+            "c": dict(model="modernbert", scratch={"hidden_size": 64, "num_layers": 2, "num_heads": 2,
+                                                   "intermediate_size": 128, "vocab_size": 2000}),
+            "d": dict(model="modernbert", scratch={k: None for k in ("hidden_size", "num_layers", "num_heads",
+                                                                     "intermediate_size", "vocab_size")}),
+            "e": dict(model="deberta-v2", pretrained="microsoft/deberta-v3-base")}
+    for name, kind in made.items():
+        make_run(tmp_path / "s" / name, seed=0, pred=label, label=label, **kind)
+    runs = load_runs([str(tmp_path / "s")]).runs
+    names = encoder_names(runs)
+    assert [names[r.encoder_key] for r in runs] == ["a/minilm", "b/minilm", "ModernBERT scratch 2x64",
+                                                    "ModernBERT scratch base", "DeBERTa-v2"]

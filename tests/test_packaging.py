@@ -27,3 +27,4 @@ def test_the_wheel_holds_every_config_file(tmp_path):
     assert "config.yaml" in configs and "model/bert.yaml" in configs
     assert [c for c in configs if f"bertcmp/conf/{c}" not in inside] == []
     assert "bertcmp/conf/__init__.py" in inside and "bertcmp/app.py" in inside
+    assert "bertcmp/compare/__main__.py" in inside and "bertcmp/compare/budget.py" in inside  # subpackages too

@@ -188,7 +188,8 @@ def test_online_sweep_comparison_logs_the_summary_table(monkeypatch, tmp_path):
                                  Table=lambda columns, data: ("table", columns, data),
                                  Image=lambda path: ("image", path))
     monkeypatch.setitem(sys.modules, "wandb", fake)
-    row = {"configuration": "model=bert", "model": "bert", "runs": 2, "seeds": [0, 1], "lr": 5e-5}
+    row = {"task": "imdb", "encoder": "BERT", "configuration": "model=bert", "model": "bert", "runs": 2,
+           "seeds": [0, 1], "lr": 5e-5}
     for _, key, _ in TABLE[2:]:
         row[key], row[f"{key}_std"] = 0.5, 0.01
     files = [tmp_path / "learning_curves.png", tmp_path / "summary.csv"]

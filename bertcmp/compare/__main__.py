@@ -1,0 +1,5 @@
+import sys
+
+from bertcmp.compare.cli import main
+
+sys.exit(main())

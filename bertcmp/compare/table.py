@@ -1,0 +1,104 @@
+"""The table of runs: one row per configuration (runs that differ only in seed), mean ± std over seeds, as text,
+markdown and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from typing import Sequence
+
+import numpy as np
+
+from bertcmp.runs import Run
+
+TABLE = [("configuration", "configuration", "{}"), ("runs", "runs", "{}"),
+         ("valid acc", "valid.accuracy", "pm"), ("test acc", "test.accuracy", "pm"),
+         ("macro-F1", "test.macro_f1", "pm"), ("MCC", "test.mcc", "pm"),
+         ("best epoch", "best_epoch", "{:.1f}"), ("train ex/s", "train.examples_per_s", "{:.1f}"),
+         ("tokens/s", "train.tokens_per_s", "{:.0f}"), ("infer ex/s", "inference.examples_per_s", "{:.1f}"),
+         ("wall s", "wall_seconds", "{:.0f}"), ("params", "params", "{:.3g}"), ("peak MB", "peak_memory_mb", "{:.0f}")]
+SUMMARISED = [key for _, key, _ in TABLE[2:]]  # the metrics.json values averaged over a configuration's seeds
+
+
+def shared_overrides(runs: Sequence[Run]) -> list[str]:
+    """The overrides that every one of two or more configurations has (e.g. the data source of a sweep)."""
+    per_config = list({run.configuration_key: run.overrides for run in runs}.values())
+    if len(per_config) < 2:
+        return []
+    return [o for o in per_config[0] if all(o in others for others in per_config[1:])]
+
+
+def summarise(runs: Sequence[Run], metric: str, task: str, encoders: dict[str, str],
+              shared: Sequence[str] = ()) -> list[dict]:
+    """One row per configuration of one task, best validation accuracy first, named by its overrides less the
+    `shared` ones; `encoders` names each run's encoder (by its encoder_key)."""
+    groups: dict[str, list[Run]] = defaultdict(list)
+    for run in runs:
+        groups[run.configuration_key].append(run)
+    rows = []
+    for key, members in groups.items():
+        row = {"task": task, "encoder": encoders[members[0].encoder_key], "configuration": members[0].label(shared),
+               "model": members[0].model, "runs": len(members), "seeds": [r.seed for r in members],
+               "lr": members[0].lr, "key": key}
+        for name in SUMMARISED:
+            row[name], row[name + "_std"] = _mean_std(members, name)
+        row["metric_mean"], row["metric_std"] = row[metric], row[metric + "_std"]
+        rows.append(row)
+    labels = defaultdict(int)
+    for row in rows:
+        labels[row["configuration"]] += 1
+    for row in rows:  # two configurations with one label (e.g. from two sweeps): tell them apart
+        if labels[row["configuration"]] > 1:
+            row["configuration"] += f" [{row['key'][:6]}]"
+    return sorted(rows, key=lambda r: -r["valid.accuracy"])
+
+
+def _mean_std(runs: Sequence[Run], name: str) -> tuple[float, float]:
+    values = [v for v in (r.value(name) for r in runs) if v is not None]
+    if not values:
+        return float("nan"), float("nan")
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def _cell(row: dict, key: str, fmt: str) -> str:
+    value = row[key]
+    if fmt == "pm":
+        return f"{value:.4f} ± {row[key + '_std']:.4f}" if row["runs"] > 1 else f"{value:.4f}"
+    return fmt.format(value)
+
+
+def table_text(rows: Sequence[dict]) -> str:
+    cells = [[head for head, _, _ in TABLE]] + [[_cell(r, key, fmt) for _, key, fmt in TABLE] for r in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(TABLE))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in cells]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def table_markdown(rows: Sequence[dict]) -> str:
+    lines = ["| " + " | ".join(head for head, _, _ in TABLE) + " |", "|" + "---|" * len(TABLE)]
+    lines += ["| " + " | ".join(_cell(r, key, fmt) for _, key, fmt in TABLE) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def table_records(rows: Sequence[dict]) -> tuple[list[str], list[list]]:
+    """The table as column names and plain values, for summary.csv and the W&B table alike."""
+    columns = ["task", "encoder", "configuration", "model", "runs", "seeds", "lr"]
+    for _, key, _ in TABLE[2:]:
+        columns += [key + "_mean", key + "_std"]
+    records = []
+    for r in rows:
+        values = [r["task"], r["encoder"], r["configuration"], r["model"], r["runs"], " ".join(map(str, r["seeds"])),
+                  r["lr"]]
+        for _, key, _ in TABLE[2:]:
+            values += [r[key], r[key + "_std"]]
+        records.append(values)
+    return columns, records
+
+
+def table_csv(rows: Sequence[dict]) -> str:
+    columns, records = table_records(rows)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerows([columns, *records])
+    return buffer.getvalue()
