@@ -17,6 +17,7 @@ import argparse
 import csv
 import io
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,8 +75,11 @@ class Classifier:
 
     def predict(self, texts: Sequence[str], text_pairs: Optional[Sequence[str]] = None,
                 batch_size: int = 64) -> Prediction:
-        """The class of each text (or pair), tokenized as the run did, batched by length."""
-        texts = list(texts)
+        """The class of each text (or pair), tokenized as the run did, batched by length. A single string is one
+        text (not a sequence of characters)."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if isinstance(text_pairs, str):
+            text_pairs = [text_pairs]
         if self.pairs != (text_pairs is not None):
             raise DataError("this model classifies pairs of texts: give the second texts too (text_pairs, --pair, "
                             "--pair-column)" if self.pairs else "this model classifies single texts, not pairs")
@@ -151,6 +155,16 @@ def read_texts(path: Path, text_column: str, pair_column: Optional[str]) -> tupl
     return texts, pairs
 
 
+def is_same_file(a: Path, b: Path) -> bool:
+    """The same file, whatever the spelling: links resolved, hard links included."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return False
+
+
 def print_table(texts: Sequence[str], prediction: Prediction, stream=None) -> None:
     """A short table: each text's start, its class (by name: two classes' `pred` is their id), and the class
     probabilities."""
@@ -192,6 +206,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: a GPU if there is one)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    if args.file and args.out and is_same_file(args.file, args.out):
+        print(f"error: --out {args.out} is the input file {args.file}: the predictions would overwrite it; give "
+              "--out another path", file=sys.stderr)
+        return 2
     try:
         classifier = load_classifier(args.run_dir, args.device)
         s = classifier.settings

@@ -111,3 +111,32 @@ def test_predict_from_the_command_line(topics_run, tmp_path):
     row = result.stdout.splitlines()[1].split()
     assert row[-5] in ("business", "science", "sports", "world")
     assert np.isclose(sum(float(x) for x in row[-4:]), 1, atol=1e-5)
+
+
+def test_a_single_string_is_one_text(topics_run):
+    _, run_dir = topics_run
+    classifier = load_classifier(run_dir, "cpu")
+    one = classifier.predict("the striker set a record.")
+    assert len(one.labels) == 1 and one.probs.shape == (1, 4)
+    np.testing.assert_allclose(one.probs, classifier.predict(["the striker set a record."]).probs)
+
+
+@pytest.mark.parametrize("spelling", ["same", "link", "hard link", "relative"])
+def test_out_that_is_the_input_file_is_refused(topics_run, tmp_path, capsys, monkeypatch, spelling):
+    import os
+
+    _, run_dir = topics_run
+    source = tmp_path / "texts.csv"
+    source.write_text("text\nthe striker set a record.\n")
+    out = {"same": source, "link": tmp_path / "link.csv", "hard link": tmp_path / "hard.csv",
+           "relative": "texts.csv"}[spelling]
+    if spelling == "link":
+        out.symlink_to(source)
+    elif spelling == "hard link":
+        os.link(source, out)
+    monkeypatch.chdir(tmp_path)
+    assert main([str(run_dir), "--file", str(source), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: --out {out} is the input file {source}: the predictions would overwrite it; give --out "
+                   "another path\n")
+    assert source.read_text() == "text\nthe striker set a record.\n"  # the user's file is untouched
