@@ -155,6 +155,21 @@ def read_texts(path: Path, text_column: str, pair_column: Optional[str]) -> tupl
     return texts, pairs
 
 
+def refuse_unused_options(args: argparse.Namespace, pairs: bool) -> None:
+    """An option that would be ignored is a mistake to name, not to pass over."""
+    if args.pair_column and not pairs:
+        raise DataError(f"--pair-column={args.pair_column!r}: this model classifies single texts, not pairs; "
+                        "leave --pair-column out")
+    if not args.file:
+        for flag, value in (("--text-column", args.text_column), ("--pair-column", args.pair_column)):
+            if value:
+                raise DataError(f"{flag}={value!r} names a column of --file, but the texts come from --text; "
+                                f"leave {flag} out")
+    elif args.file.suffix.lower() == ".txt" and args.text_column:
+        raise DataError(f"--text-column={args.text_column!r}: --file {args.file} is a .txt file, one text per line "
+                        "and no columns; leave --text-column out, or give a csv / jsonl / parquet file")
+
+
 def is_same_file(a: Path, b: Path) -> bool:
     """The same file, whatever the spelling: links resolved, hard links included."""
     if a.resolve() == b.resolve():
@@ -213,6 +228,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         classifier = load_classifier(args.run_dir, args.device)
         s = classifier.settings
+        refuse_unused_options(args, classifier.pairs)
         if args.file:
             texts, pairs = read_texts(args.file, args.text_column or s["text_column"],
                                       (args.pair_column or s["text_pair_column"]) if classifier.pairs else None)

@@ -140,3 +140,23 @@ def test_out_that_is_the_input_file_is_refused(topics_run, tmp_path, capsys, mon
     assert err == (f"error: --out {out} is the input file {source}: the predictions would overwrite it; give --out "
                    "another path\n")
     assert source.read_text() == "text\nthe striker set a record.\n"  # the user's file is untouched
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--text", "a film.", "--pair-column", "b"],
+     "error: --pair-column='b': this model classifies single texts, not pairs; leave --pair-column out"),
+    (["--text", "a film.", "--text-column", "body"],
+     "error: --text-column='body' names a column of --file, but the texts come from --text; leave --text-column out"),
+    (["--file", "{txt}", "--text-column", "body"],
+     "error: --text-column='body': --file {txt} is a .txt file, one text per line and no columns; leave "
+     "--text-column out, or give a csv / jsonl / parquet file"),
+])
+def test_options_that_would_be_ignored_are_refused(topics_run, tmp_path, capsys, args, message):
+    _, run_dir = topics_run
+    txt = tmp_path / "texts.txt"
+    txt.write_text("the striker set a record.\n")
+    out = tmp_path / "predictions.csv"
+    argv = [str(run_dir), *(a.format(txt=txt) for a in args), "--out", str(out)]
+    assert main(argv) == 1
+    assert capsys.readouterr().err == message.format(txt=txt) + "\n"
+    assert not out.exists()
