@@ -181,16 +181,21 @@ def is_same_file(a: Path, b: Path) -> bool:
 
 
 def print_table(texts: Sequence[str], prediction: Prediction, stream=None) -> None:
-    """A short table: each text's start, its class (by name: two classes' `pred` is their id), and the class
-    probabilities."""
+    """A short table: each text's start, its class by name (files write two classes' `pred` as the id 0 / 1, which
+    on screen reads as a class named 0 or 1), and the class probabilities, one line per text."""
     stream = stream or sys.stdout
-    named = [] if len(prediction.classes) > 2 else ["class"]
-    head = ["text", *named, *prediction.columns()]
-    lines = [[_short(text), *([prediction.classes[pred]] if named else []), *row]
+    head = ["text", *prediction.columns()]
+    lines = [[_short(text), prediction.classes[pred], *row[1:]]
              for text, pred, row in zip(texts, prediction.preds, prediction.rows())]
-    widths = [max(len(str(line[i])) for line in [head, *lines]) for i in range(len(head))]
-    for line in [head, *lines]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip(), file=stream)
+    lines = [[_printable(str(cell)) for cell in line] for line in [head, *lines]]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    for line in lines:
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip(), file=stream)
+
+
+def _printable(cell: str) -> str:
+    """A cell on one line: a newline or other control character in a class name shown escaped (\\n)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in cell)
 
 
 def _short(text: str, width: int = 50) -> str:

@@ -160,3 +160,18 @@ def test_options_that_would_be_ignored_are_refused(topics_run, tmp_path, capsys,
     assert main(argv) == 1
     assert capsys.readouterr().err == message.format(txt=txt) + "\n"
     assert not out.exists()
+
+
+def test_the_screen_table_names_classes_and_keeps_one_line_per_text(capsys):
+    from bertcmp.predict import Prediction, print_table
+
+    binary = Prediction(["1", "2"], np.array([0, 1]), np.array([[0.8, 0.2], [0.3, 0.7]]))
+    print_table(["a dull film.", "a great film."], binary)
+    printed = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert printed == [["text", "pred", "prob_pos"], ["a", "dull", "film.", "1", "0.200000"],
+                       ["a", "great", "film.", "2", "0.700000"]]  # the class named 1, not the id 1
+    odd = Prediction(["sports\nnews", "science", "world"], np.array([0]), np.array([[0.5, 0.3, 0.2]]))
+    print_table(["the striker set a record."], odd)
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 2 and printed[1].split()[-4:] == ["sports\\nnews", "0.500000", "0.300000", "0.200000"]
+    assert "prob_sports\\nnews" in printed[0]
