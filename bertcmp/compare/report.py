@@ -13,7 +13,8 @@ from typing import Optional, Sequence
 from bertcmp.compare import budget, plots
 from bertcmp.compare.across import AcrossTasks, TaskResult, across_tasks, test_clause
 from bertcmp.compare.groups import by_task, encoder_names, task_names
-from bertcmp.compare.table import shared_overrides, summarise, table_csv, table_markdown, table_text
+from bertcmp.compare.table import (grid_markdown, grid_text, shared_overrides, summarise, table_csv,
+                                   table_markdown, table_text)
 from bertcmp.compare.verdict import (DEFAULT_MARGIN, HeadToHead, Standing, head_to_heads, item_level_line,
                                      rank_encoders)
 from bertcmp.errors import writing
@@ -43,6 +44,7 @@ class Report:
     margin: float               # equivalence margin, in points of the metric
     tasks: list[TaskReport]
     across: Optional[AcrossTasks]  # two or more tasks
+    encoders: dict[str, str]    # Run.encoder_key -> the encoder's name
     not_completed: list[str]    # a line per run that did not complete or has no readable metrics.json
     problems: list[str]         # a line per path or file that could not be used
     files: list[Path] = field(default_factory=list)
@@ -94,8 +96,8 @@ def compare_runs(found: Found, metric: str = "test.accuracy", margin: float = DE
     tasks = [compare_task(names[key], json.loads(key), runs, encoders, metric, margin / 100)
              for key, runs in groups.items()]
     across = across_tasks([TaskResult(t.name, t.ranking, t.head_to_heads) for t in tasks]) if len(tasks) > 1 else None
-    return Report(metric=metric, margin=margin, tasks=tasks, across=across, not_completed=not_completed,
-                  problems=list(found.problems))
+    return Report(metric=metric, margin=margin, tasks=tasks, across=across, encoders=encoders,
+                  not_completed=not_completed, problems=list(found.problems))
 
 
 def compare_task(name: str, key: dict, runs: list[Run], encoders: dict[str, str], metric: str,
@@ -131,8 +133,7 @@ OUT_ADVICE = "free some space, or give --out a directory on another disk"
 def write_files(report: Report, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     metric, runs, rows = report.metric, report.runs, report.rows
-    encoder = {run.dir: row["encoder"] for task in report.tasks for row in task.rows for run in task.runs
-               if run.configuration_key == row["key"]}
+    encoder = {run.dir: report.encoders[run.encoder_key] for run in runs}
     several = len(report.tasks) > 1
     figures = {"learning_curves.png": lambda p: plots.learning_curves(runs, encoder, shared_overrides(runs), p),
                "accuracy_vs_lr.png": lambda p: plots.metric_vs_lr(rows, metric, several, p),
@@ -233,7 +234,7 @@ def task_markdown(task: TaskReport, metric: str, level: str, several: bool) -> l
         parts += [f"- {note}" for note in h.notes]
     if task.budget:
         parts += ["", f"{level} Expected {metric} at each tuning budget", "", budget_intro(metric), "",
-                  budget_markdown(task)]
+                  grid_markdown(*_budget_cells(task))]
         parts += [""] + [f"- {s}" for s in task.budget_sentences] if task.budget_sentences else []
     parts += ["", f"{level} Runs", "", "Mean ± standard deviation over seeds; one row per configuration, best "
               "validation accuracy first."]
@@ -264,17 +265,6 @@ def _budget_cells(task: TaskReport) -> tuple[list[str], list[list[str]]]:
     return ["trials", *names], lines
 
 
-def budget_markdown(task: TaskReport) -> str:
-    head, lines = _budget_cells(task)
-    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
-                      *("| " + " | ".join(cells) + " |" for cells in lines)])
-
-
-def budget_text(task: TaskReport) -> str:
-    head, lines = _budget_cells(task)
-    cells = [head, *lines]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(head))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in cells)
 
 
 def _across_cells(across: AcrossTasks) -> tuple[list[str], list[list[str]]]:
@@ -300,9 +290,8 @@ ACROSS_LEGEND = ("Each cell: the test score of the encoder's validation-selected
 
 
 def across_markdown(across: AcrossTasks) -> str:
-    head, lines = _across_cells(across)
-    parts = [ACROSS_LEGEND, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
-             *("| " + " | ".join(cells) + " |" for cells in lines), "", _sentence_case(test_clause(across.test)) + "."]
+    parts = [ACROSS_LEGEND, "", grid_markdown(*_across_cells(across)), "",
+             _sentence_case(test_clause(across.test)) + "."]
     return "\n".join(parts + [f"- {note}" for note in across.notes])
 
 
@@ -363,12 +352,9 @@ def print_report(report: Report, stream=None, list_not_completed: bool = True) -
                 say(f"  note: {note}")
         if task.budget:
             say("", f"expected {report.metric} of the run n trials select on validation (without replacement; "
-                    "* one run):", budget_text(task), *task.budget_sentences)
+                    "* one run):", grid_text(*_budget_cells(task)), *task.budget_sentences)
     if report.across:
-        head, lines = _across_cells(report.across)
-        widths = [max(len(line[i]) for line in [head, *lines]) for i in range(len(head))]
-        say("", "=== across tasks ===", *("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip()
-                                          for line in [head, *lines]), report.across.sentence)
+        say("", "=== across tasks ===", grid_text(*_across_cells(report.across)), report.across.sentence)
         for note in report.across.notes:
             say(f"  note: {note}")
     if report.compared:

@@ -68,17 +68,29 @@ def _cell(row: dict, key: str, fmt: str) -> str:
     return fmt.format(value)
 
 
+def grid_text(head: Sequence[str], lines: Sequence[Sequence[str]], rule: bool = False) -> str:
+    """Cells as aligned columns on screen (`rule`: a line of dashes under the head)."""
+    cells = [list(head), *map(list, lines)]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(head))]
+    text = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in cells]
+    return "\n".join([text[0], *(["  ".join("-" * w for w in widths)] if rule else []), *text[1:]])
+
+
+def grid_markdown(head: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+                      *("| " + " | ".join(line) + " |" for line in lines)])
+
+
+def _cells(rows: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
+    return [head for head, _, _ in TABLE], [[_cell(r, key, fmt) for _, key, fmt in TABLE] for r in rows]
+
+
 def table_text(rows: Sequence[dict]) -> str:
-    cells = [[head for head, _, _ in TABLE]] + [[_cell(r, key, fmt) for _, key, fmt in TABLE] for r in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(TABLE))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in cells]
-    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+    return grid_text(*_cells(rows), rule=True)
 
 
 def table_markdown(rows: Sequence[dict]) -> str:
-    lines = ["| " + " | ".join(head for head, _, _ in TABLE) + " |", "|" + "---|" * len(TABLE)]
-    lines += ["| " + " | ".join(_cell(r, key, fmt) for _, key, fmt in TABLE) + " |" for r in rows]
-    return "\n".join(lines)
+    return grid_markdown(*_cells(rows))
 
 
 def table_records(rows: Sequence[dict]) -> tuple[list[str], list[list]]:
