@@ -378,6 +378,8 @@ def score_and_save(cfg: DictConfig, job: Job, model: nn.Module, data: Data, hard
         outputs.write_checkpoint(job.dir / outputs.CHECKPOINT_DIR, lambda d: (
             model.save(d), data.tokenizer.save_pretrained(d),
             outputs.write_json(d / outputs.CHECKPOINT_SETTINGS, inference_settings(cfg, job, data))))
+    else:  # one an earlier run of this directory left would answer for this run (bertcmp.predict)
+        outputs.remove_checkpoint(job.dir)
     metrics = run_metrics(progress, test, data, cfg, count_parameters(model), hardware)
     job.write_status("completed", **metrics)
     outputs.clear_resume_state(job.dir)  # only the best weights outlive the run (or none)
@@ -388,7 +390,8 @@ def inference_settings(cfg: DictConfig, job: Job, data: Data) -> dict[str, Any]:
     """What it takes to use the checkpoint as the run did (bertcmp.predict): the classes, the head, and how
     texts were tokenized."""
     d, m = cfg.data, cfg.model
-    return {"model": job.model, "classes": data.classes, "head": str(m.head), "pooling": str(m.pooling),
+    return {"model": job.model, "computation_key": job.computation_key, "classes": data.classes,
+            "head": str(m.head), "pooling": str(m.pooling),
             "max_length": data.max_length, "truncation": str(d.truncation), "head_tokens": d.head_tokens,
             "text_column": d.text_column, "text_pair_column": d.text_pair_column}
 

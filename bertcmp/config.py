@@ -47,7 +47,7 @@ class Head(Choice):
 
 class Split(Choice):
     pooled = "pooled"      # every labelled split pooled, then split (the reference)
-    official = "official"  # the source's own test split; valid carved from train
+    official = "official"  # the source's own test split; its validation split, or valid carved from train
 
 
 class Synthetic(Choice):

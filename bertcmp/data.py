@@ -8,6 +8,7 @@ on the same data config line up item by item.
 
 from __future__ import annotations
 
+import csv
 import glob
 import hashlib
 import io
@@ -24,7 +25,7 @@ from typing import Any, Iterable, Iterator, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, concatenate_datasets, load_dataset
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Json, Value, concatenate_datasets, load_dataset
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, ListConfig
 from tokenizers import Encoding, Tokenizer
@@ -64,7 +65,7 @@ def read_source(source: str | Sequence[str], text_column: str, label_column: str
         if not acl and not _holds_data(root):
             raise DataError(f"data.source={str(root)!r}: no data files in this directory (csv, jsonl, json, parquet or "
                             "arrow, or an aclImdb folder); give the directory that holds them, or the files")
-        raw = _read_aclimdb(acl) if acl else _load(str(root), str(root))
+        raw = _read_aclimdb(acl) if acl else _load(str(root), str(root), **_directory_options(root))
     elif any(_looks_local(s) for s in sources):
         raw = _read_files(sources)
     else:
@@ -91,8 +92,18 @@ def _dataset(columns: dict[str, list], classes: Sequence[str]) -> Dataset:
 
 
 def column(ds: Dataset, name: str) -> list:
-    """A column as a Python list, read through Arrow in one go (row-by-row access is ~100x slower)."""
+    """A column as a Python list, read through Arrow in one go (row-by-row access is ~100x slower). A column of
+    mixed types (a .jsonl with `1` and `"pos"` in one field) is datasets' Json feature, stored as JSON text: its
+    values are given as the file holds them (1 and pos, not 1 and "pos" with quotes)."""
+    if isinstance(ds.features.get(name), Json):
+        return list(ds[name])
     return ds.with_format("arrow")[:][name].to_pylist()
+
+
+def as_texts(values: Sequence[Any]) -> list[Optional[str]]:
+    """A text column's values as text: a number stays the text it is written as (5, not "5" or a missing text);
+    a missing cell stays None."""
+    return [v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in values]
 
 
 def _show(source: Any) -> str:
@@ -108,32 +119,66 @@ def _holds_data(root: Path) -> bool:
     return any(p.suffix.lower() in (*FILE_BUILDERS, ".arrow") for p in root.rglob("*") if p.is_file())
 
 
-def _first_bad_line(files: Sequence[str]) -> Optional[str]:
-    """Where the first line of these JSON-lines files that is not JSON is: 'file, line N', or None."""
+def _directory_options(root: Path) -> dict[str, Any]:
+    """reading_options for a directory in the Hub's layout that holds csv files."""
+    found = sorted(str(p) for p in root.rglob("*.csv") if p.is_file())
+    return {k: v for k, v in reading_options("csv", found).items() if k != "features"} if found else {}
+
+
+def _problem(files: Sequence[str]) -> Optional[str]:
+    """What is wrong with the first of these data files that cannot be rows of a table, in words naming it: an empty
+    file, a csv with a header and no rows, a .jsonl line that is not JSON; None when none of that is it."""
     for name in files:
         with open(name, encoding="utf-8", errors="replace") as f:
-            for number, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        json.loads(line)
-                    except ValueError:
-                        return f"{name}, line {number}"
+            written = ((number, line) for number, line in enumerate(f, 1) if line.strip())
+            lines = list(written if name.endswith(".jsonl") else itertools.islice(written, 2))
+        if not lines:
+            return f"{name} is empty"
+        if name.endswith(".csv") and len(lines) == 1:
+            return f"{name} has a header ({lines[0][1].strip()[:60]}) but no rows"
+        for number, line in lines if name.endswith(".jsonl") else ():
+            try:
+                json.loads(line)
+            except ValueError:
+                return f"{name}, line {number} is not valid JSON; each line of a .jsonl file must be one JSON object"
     return None
 
 
-def _load(path: str, shown: str, local: bool = False, **kwargs: Any) -> DatasetDict:
+def _csv_header(path: str) -> list[str]:
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        return next(csv.reader(f), [])
+
+
+def reading_options(builder: str, files: Sequence[str]) -> dict[str, Any]:
+    """How datasets should read these files so that each cell is what the file holds: for csv, every column as text
+    (a text "007" stays 007, not the number 7) and only an empty cell missing ("NA", "None" and "null" are
+    values, not pandas' missing-value markers)."""
+    if builder != "csv":
+        return {}
+    options: dict[str, Any] = {"keep_default_na": False, "na_values": [""]}
+    if header := _csv_header(files[0]):
+        options["features"] = Features({name: Value("string") for name in header})
+    return options
+
+
+def load_files(builder: str, files: Sequence[str], shown: str) -> Dataset:
+    """The rows of one split's local files, all of one kind, as the files hold them (reading_options)."""
+    try:
+        return load_dataset(builder, data_files={"train": list(files)}, split="train",
+                            **reading_options(builder, files))
+    except Exception as err:  # datasets raises many types for a file it cannot parse
+        problem = _problem(files) or f"could not be read ({summary(err)})"
+        raise DataError(f"{shown}: {problem}") from err
+
+
+def _load(path: str, shown: str, **kwargs: Any) -> DatasetDict:
     try:
         return load_dataset(path, **kwargs)
     except Exception as err:  # datasets raises many types for "not there"; all mean the same to a user
-        files = [f for group in kwargs.get("data_files", {}).values() for f in group]
-        bad = _first_bad_line([f for f in files if f.endswith(".jsonl")]) if files else None
-        if bad:
-            raise DataError(f"data.source={shown}: {bad} is not valid JSON; each line of a .jsonl file must be one "
-                            "JSON object") from err
-        where = "could not be read" if local or Path(path).exists() \
-            else "is not a local path and could not be loaded from the Hugging Face Hub"
-        raise DataError(f"data.source={shown!r} {where} ({summary(err)}); "
-                        "give a local directory or files, e.g. data.source=/path/to/imdb, "
+        if Path(path).exists():
+            raise DataError(f"data.source={shown!r} could not be read ({summary(err)})") from err
+        raise DataError(f"data.source={shown!r} is not a local path and could not be loaded from the Hugging Face "
+                        f"Hub ({summary(err)}); give a local directory or files, e.g. data.source=/path/to/imdb, "
                         "or run offline with data=synthetic") from err
 
 
@@ -153,10 +198,13 @@ def _read_files(sources: list[str]) -> DatasetDict:
     if None in builders or len(builders) != 1:
         raise DataError(f"data.source files must all be one of .csv, .jsonl, .json, .parquet; "
                         f"got {', '.join(sorted({f.suffix or f.name for f in files}))}")
+    builder = builders.pop()
     data_files: dict[str, list[str]] = {}
     for path in files:
         data_files.setdefault(_split_of(path.name), []).append(str(path))
-    return _load(builders.pop(), _show(sources), local=True, data_files=data_files)
+    # each split read on its own: a test file without a column the train file has is named as such, not a cast error
+    return DatasetDict({split: load_files(builder, group, f"data.source={_show(sources)}")
+                        for split, group in data_files.items()})
 
 
 def _split_of(filename: str) -> str:
@@ -201,9 +249,9 @@ def _standardise(ds: Dataset, text_column: str, label_column: str, text_pair_col
         if name not in ds.column_names:
             raise DataError(f"{key}={name!r} is not a column of data.source={_show(source)} "
                             f"({split} split has: {', '.join(ds.column_names)})")
-    columns = {"text": column(ds, text_column)}
+    columns = {"text": as_texts(column(ds, text_column))}
     if text_pair_column:
-        columns["text_pair"] = column(ds, text_pair_column)
+        columns["text_pair"] = as_texts(column(ds, text_pair_column))
     for name, texts in columns.items():
         if empty := empty_rows(texts):
             raise DataError(f"data.source={_show(source)} has {len(empty)} empty text(s) in column "
@@ -232,7 +280,10 @@ def _label_value(value: Any, label_column: str, split: str, row: int) -> int | s
         return int(value)
     if isinstance(value, str) and value.strip():
         text = value.strip()
-        return int(text) if re.fullmatch(r"[+-]?\d+", text) else text
+        if re.fullmatch(r"[+-]?\d+(\.0*)?", text):  # a csv read as text: 1 and 1.0 are the numbers they say
+            return int(text.split(".")[0])
+        if not re.fullmatch(r"[+-]?(\d+\.\d*|\.\d+)", text):
+            return text
     shown = "no label" if value is None or (isinstance(value, str) and not value.strip()) else f"label {value!r}"
     raise DataError(f"data.label_column={label_column!r} has {shown} at row {row} of the {split} split; "
                     "labels must be class names or whole numbers (a number with a fraction looks like a regression "
@@ -261,8 +312,9 @@ def label_classes(labels: dict[str, list], label_column: str,
         return [str(v) for v in order], {v: i for i, v in enumerate(order)}
     text = {v: str(v) for v in values}
     lowered = {v: t.lower() for v, t in text.items()}
-    negative = sorted(v for v, low in lowered.items() if low in NEGATIVE_LABELS)
-    positive = sorted(v for v, low in lowered.items() if low in POSITIVE_LABELS)
+    # sorted as text: a column may mix numbers and names (pos, 1, 2, neg)
+    negative = sorted((v for v, low in lowered.items() if low in NEGATIVE_LABELS), key=str)
+    positive = sorted((v for v, low in lowered.items() if low in POSITIVE_LABELS), key=str)
     if negative and positive and len(negative) + len(positive) == len(values):
         return [text[negative[0]], text[positive[0]]], {v: int(v in positive) for v in values}
     order = sorted(values, key=str)
@@ -339,11 +391,19 @@ def _official_split(raw: DatasetDict, cfg: DictConfig) -> DatasetDict:
         raise DataError(f"data.split=official needs a train and a test split in data.source="
                         f"{_show(cfg.source)} (found: {', '.join(raw)}); use data.split=pooled")
     train, test = _with_index(raw["train"]), _with_index(raw["test"])
+    valid = _with_index(raw["validation"]) if "validation" in raw else None
     if cfg.dedup:
         test = _drop_repeats(test)
         seen = set(_items(test))
+        if valid is not None:  # an item is in one split only: test first, then validation, then train
+            valid = _drop_repeats(valid)
+            valid = valid.select([i for i, item in enumerate(_items(valid)) if item not in seen])
+            seen |= set(_items(valid))
         train = _drop_repeats(train)
-        train = train.select([i for i, text in enumerate(_items(train)) if text not in seen])
+        train = train.select([i for i, item in enumerate(_items(train)) if item not in seen])
+    if valid is not None:  # the source's own validation split, as the source's authors meant it
+        log.info("validation: the source's validation split (%d examples); data.valid_size is not used", len(valid))
+        return DatasetDict(train=train, valid=valid, test=test)
     held_out = _holdout_size(cfg.valid_size, len(train), "data.valid_size")
     parts = train.train_test_split(test_size=held_out, seed=cfg.split_seed)
     return DatasetDict(train=parts["train"], valid=parts["test"], test=test)

@@ -335,19 +335,41 @@ def _family_of(cfg: DictConfig) -> str:
     return _pretrained_config(cfg.pretrained).model_type if cfg.pretrained else str(cfg.name)
 
 
+def load_trained_tokenizer(directory: Path) -> PreTrainedTokenizerFast:
+    """The tokenizer a run saved beside its weights."""
+    try:
+        return AutoTokenizer.from_pretrained(str(directory))
+    except Exception as err:  # transformers raises many types for files it cannot read
+        raise ModelError(f"{directory}: its tokenizer files could not be read ({summary(err)}); the checkpoint is "
+                         "damaged or incomplete: train the run again, or restore the directory") from err
+
+
 def load_trained(directory: Path, head: str, pooling: str, num_labels: int,
                  tokenizer: PreTrainedTokenizerFast) -> nn.Module:
     """A classifier as a run's checkpoint/ holds it (what `save` wrote, with `tokenizer`, the checkpoint's own), in
-    eval mode on the CPU."""
-    if head == "native":
-        model: nn.Module = NativeClassifier(AutoModelForSequenceClassification.from_pretrained(directory))
-    else:
-        from safetensors.torch import load_file
+    eval mode on the CPU. Weights that cannot be read, or that give another number of classes than `num_labels`
+    (from the checkpoint's bertcmp.json), are one line naming the directory."""
+    try:
+        config = AutoConfig.from_pretrained(directory)
+        if head == "native":
+            outputs = config.num_labels
+            model: nn.Module = NativeClassifier(AutoModelForSequenceClassification.from_pretrained(directory))
+        else:
+            from safetensors.torch import load_file
 
-        encoder = AutoModel.from_config(AutoConfig.from_pretrained(directory), attn_implementation="sdpa")
-        model = SequenceClassifier(encoder, num_labels=num_labels, pooling=pooling,
-                                   cls_last=cls_is_last(tokenizer))
-        model.load_state_dict(load_file(str(Path(directory) / "model.safetensors")))
+            weights = load_file(str(Path(directory) / "model.safetensors"))
+            outputs = weights["head.weight"].shape[0] if "head.weight" in weights else num_labels
+            if outputs == num_labels:
+                encoder = AutoModel.from_config(config, attn_implementation="sdpa")
+                model = SequenceClassifier(encoder, num_labels=num_labels, pooling=pooling,
+                                           cls_last=cls_is_last(tokenizer))
+                model.load_state_dict(weights)
+    except Exception as err:  # a truncated or missing file: safetensors, transformers and torch each raise their own
+        raise ModelError(f"{directory}: its weights could not be loaded ({summary(err)}); the checkpoint is damaged "
+                         "or incomplete: train the run again, or restore the directory") from err
+    if outputs != num_labels:
+        raise ModelError(f"{directory}: bertcmp.json names {num_labels} classes but the weights give {outputs}; the "
+                         "checkpoint's files come from different runs: train the run again")
     return model.eval()
 
 

@@ -132,6 +132,13 @@ def write_checkpoint(directory: Path, fill: Callable[[Path], None]) -> None:
         fill(tmp)
 
 
+def remove_checkpoint(run_dir: Path) -> None:
+    """Remove a checkpoint that an earlier run of this directory left, if there is one."""
+    if (run_dir / CHECKPOINT_DIR).exists():
+        log.info("removed %s/%s: it was saved by an earlier run of this directory", run_dir, CHECKPOINT_DIR)
+    _remove(run_dir / CHECKPOINT_DIR)
+
+
 def write_resume_state(run_dir: Path, state: dict) -> None:
     directory = run_dir / RESUME_DIR
     directory.mkdir(exist_ok=True)

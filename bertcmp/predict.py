@@ -7,8 +7,10 @@
     classifier = load_classifier("outputs/multirun/2026-11-27/10-00-00/1_model=modernbert")
     result = classifier.predict(["A moving film."])  # result.labels, result.probs
 
-The output has the run's own columns (as its test_predictions.csv): `pred` and `prob_pos` for two classes,
-`pred` as a class name and `prob_<class>` for each class with more; one row per input, in input order.
+The output has one row per input, in input order: the input's own columns (--keep-columns chooses them; a .txt
+gives `line` and `text`), then the run's own columns (as its test_predictions.csv): `pred` and `prob_pos` for two
+classes, `pred` as a class name and `prob_<class>` for each class with more. A blank text is classified as the
+empty text, with a warning naming its row. A checkpoint answers only for the completed run of its directory.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import logging
 import os
 import sys
@@ -25,13 +28,12 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
-from datasets import load_dataset
 from transformers import PreTrainedTokenizerFast
 
 from bertcmp import outputs
-from bertcmp.data import FILE_BUILDERS, column, empty_rows, encode, flatten, make_loader
-from bertcmp.errors import BertcmpError, DataError, ModelError, summary
-from bertcmp.model import load_tokenizer, load_trained
+from bertcmp.data import FILE_BUILDERS, as_texts, column, empty_rows, encode, flatten, load_files, make_loader
+from bertcmp.errors import BertcmpError, ConfigError, DataError, ModelError, summary
+from bertcmp.model import load_trained, load_trained_tokenizer
 from bertcmp.train import predict_probs
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,8 @@ class Classifier:
                             "--pair-column)" if self.pairs else "this model classifies single texts, not pairs")
         if text_pairs is not None and len(text_pairs) != len(texts):
             raise DataError(f"{len(texts)} texts but {len(text_pairs)} second texts: give one of each per item")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size={batch_size!r}: give a whole number of texts, 1 or more")
         if not texts:
             return Prediction(self.classes, np.zeros(0, dtype=np.int64), np.zeros((0, len(self.classes))))
         s = self.settings
@@ -97,62 +101,172 @@ class Classifier:
 
 def load_classifier(path: str | Path, device: str | torch.device | None = None) -> Classifier:
     """The best model of a completed run (its directory) or a checkpoint directory, on `device` (default: the
-    first GPU if there is one, else the CPU)."""
-    checkpoint = checkpoint_dir(Path(path))
-    settings = outputs.read_json(checkpoint / outputs.CHECKPOINT_SETTINGS)
-    if settings is None:
-        raise ModelError(f"{checkpoint}/{outputs.CHECKPOINT_SETTINGS} is missing or damaged: the checkpoint was "
-                         "written by bertcmp before 0.2, which did not record how texts were tokenized; run it again")
-    tokenizer = load_tokenizer(str(checkpoint))
+    first GPU if there is one, else the CPU). A checkpoint inside a run directory answers only for that directory's
+    completed run: one left behind by an earlier computation is refused."""
+    checkpoint, run = checkpoint_dir(Path(path))
+    settings = read_settings(checkpoint)
+    if run is not None:
+        check_own_run(checkpoint, settings, run)
+    device = resolve_device(device)
+    tokenizer = load_trained_tokenizer(checkpoint)
     model = load_trained(checkpoint, settings["head"], settings["pooling"], len(settings["classes"]), tokenizer)
-    device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return Classifier(model, tokenizer, settings, device)
 
 
-def checkpoint_dir(path: Path) -> Path:
-    """The checkpoint of a completed run's directory, or `path` itself if it is a checkpoint."""
-    if (path / outputs.CHECKPOINT_SETTINGS).is_file():
-        return path
+def checkpoint_dir(path: Path) -> tuple[Path, Optional[dict]]:
+    """The checkpoint to load, and the metrics.json of the run it belongs to (None for a checkpoint on its own,
+    outside a run directory). The run must have completed."""
     if not path.is_dir():
         raise ModelError(f"{path} is not a directory: give a run directory (it holds metrics.json and checkpoint/)")
-    metrics = outputs.read_json(path / outputs.METRICS_FILE)
-    if metrics is None:
-        raise ModelError(f"{path} is not a run directory (no readable {outputs.METRICS_FILE}); give the directory of "
-                         "one run, e.g. outputs/multirun/<date>/<time>/0_model=bert")
-    if metrics.get("status") != "completed":
-        raise ModelError(f"{path} has not completed (status: {metrics.get('status')}); only a completed run's "
-                         "checkpoint holds its best model: finish it by running the same command again")
-    if not (path / outputs.CHECKPOINT_DIR).is_dir():
-        raise ModelError(f"{path} has no {outputs.CHECKPOINT_DIR}/: it ran with trainer.save_checkpoint=none; "
+    if (path / outputs.METRICS_FILE).is_file():
+        run_dir, checkpoint = path, path / outputs.CHECKPOINT_DIR
+    elif path.name == outputs.CHECKPOINT_DIR and (path.parent / outputs.METRICS_FILE).is_file():
+        run_dir, checkpoint = path.parent, path
+    elif (path / outputs.CHECKPOINT_SETTINGS).is_file() or (path / "config.json").is_file():
+        return path, None
+    else:
+        raise ModelError(f"{path} is not a run directory (no {outputs.METRICS_FILE}) nor a checkpoint; give the "
+                         "directory of one run, e.g. outputs/multirun/<date>/<time>/0_model=bert")
+    metrics = outputs.read_json(run_dir / outputs.METRICS_FILE)
+    if not isinstance(metrics, dict):
+        raise ModelError(f"{run_dir / outputs.METRICS_FILE} is damaged (not a JSON object); run the run again")
+    check_completed(run_dir, metrics)
+    if not checkpoint.is_dir():
+        raise ModelError(f"{run_dir} has no {outputs.CHECKPOINT_DIR}/: it ran with trainer.save_checkpoint=none; "
                          "run it again with trainer.save_checkpoint=best to keep its model")
-    return path / outputs.CHECKPOINT_DIR
+    return checkpoint, metrics
 
 
-def read_texts(path: Path, text_column: str, pair_column: Optional[str]) -> tuple[list[str], Optional[list[str]]]:
-    """The texts (and second texts) of a csv / jsonl / parquet file, or of a .txt file (one text per line)."""
+def check_completed(run_dir: Path, metrics: dict) -> None:
+    """Only a completed run's checkpoint holds its best model: say what the run is doing instead, and what to do."""
+    status = metrics.get("status")
+    if status == "completed":
+        return
+    if status == "running" and outputs.is_held(run_dir):
+        raise ModelError(f"{run_dir} is still training: its checkpoint is the best model once it completes; wait "
+                         "for it, then predict")
+    why = {"running": "stopped before it completed (killed, or its disk filled up)",
+           "interrupted": "was interrupted before it completed",
+           "failed": f"failed ({metrics.get('error', 'no error recorded')})"}.get(status, f"has status {status!r}")
+    raise ModelError(f"{run_dir} {why}: only a completed run's checkpoint holds its best model; run the same "
+                     "command again to complete it")
+
+
+SETTINGS_KEYS = ("classes", "head", "pooling", "max_length", "truncation", "head_tokens", "text_column")
+
+
+def read_settings(checkpoint: Path) -> dict[str, Any]:
+    """The checkpoint's bertcmp.json: its classes and how the run tokenized texts."""
+    file = checkpoint / outputs.CHECKPOINT_SETTINGS
+    if not file.is_file():
+        raise ModelError(f"{checkpoint} has no {outputs.CHECKPOINT_SETTINGS}, which records the classes and how the run "
+                         "tokenized texts: it is not a checkpoint of bertcmp 0.2 or later; train the run again")
+    try:
+        settings = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ModelError(f"{file} is damaged ({summary(err)}); train the run again, or restore the file") from err
+    missing = [key for key in SETTINGS_KEYS if key not in settings] if isinstance(settings, dict) else SETTINGS_KEYS
+    if missing:
+        raise ModelError(f"{file} is damaged: it lacks {', '.join(missing)}; train the run again, or restore the file")
+    classes = settings["classes"]
+    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
+        raise ModelError(f"{file} is damaged: 'classes' must list the class names (two or more); train the run "
+                         "again, or restore the file")
+    return settings
+
+
+def check_own_run(checkpoint: Path, settings: dict, run: dict) -> None:
+    """A checkpoint computed by another config than the directory's completed run (left when the directory was
+    run again without saving one) must not answer for it."""
+    key = settings.get("computation_key")  # recorded from bertcmp 0.4; older checkpoints are judged by their classes
+    same = (key == run.get("computation_key") if key is not None else settings.get("model") == run.get("model"))
+    if not same or settings["classes"] != run.get("classes", settings["classes"]):
+        raise ModelError(f"{checkpoint} was saved by an earlier run of another config (classes "
+                         f"{', '.join(settings['classes'])}), not by the run that completed in {checkpoint.parent} "
+                         f"(classes {', '.join(run.get('classes') or ['?'])}); run it again with "
+                         "trainer.save_checkpoint=best to keep its model")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """The device asked for, if this machine has it; by default the first GPU, else the CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"device {str(device)!r} is not a device: use cpu, cuda or cuda:N") from None
+    if chosen.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count:
+            raise ConfigError(f"device {str(device)!r}: this machine has no CUDA GPU that torch can use; use cpu")
+        if chosen.index is not None and chosen.index >= count:
+            raise ConfigError(f"device {str(device)!r}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}")
+    elif chosen.type != "cpu":
+        raise ConfigError(f"device {str(device)!r}: use cpu, cuda or cuda:N")
+    return chosen
+
+
+@dataclass
+class Inputs:
+    """What to classify, one item per input row, in input order, and the input's columns that the output carries."""
+    texts: list[str]
+    pairs: Optional[list[str]]
+    carried: dict[str, list]  # column name -> its value in each row
+    row: str = "row"          # what a row is called in messages: a .txt file's are lines
+
+
+def given_texts(texts: Sequence[str], pairs: Optional[Sequence[str]]) -> Inputs:
+    carried = {"text": list(texts), **({"text_pair": list(pairs)} if pairs is not None else {})}
+    return Inputs(list(texts), list(pairs) if pairs is not None else None, carried, row="--text")
+
+
+def read_inputs(path: Path, text_column: str, pair_column: Optional[str],
+                keep_columns: Optional[Sequence[str]] = None) -> Inputs:
+    """The texts (and second texts) of a csv / jsonl / parquet file, every row, as the file holds them, and the
+    columns to carry (`keep_columns`, by default all); or of a .txt file, one text per line, blank lines too."""
     if not path.is_file():
-        raise DataError(f"--file {path} does not exist")
+        raise DataError(f"--file {path} does not exist" if not path.is_dir() else f"--file {path} is a directory")
     if path.suffix.lower() == ".txt":
         if pair_column:
             raise DataError(f"--file {path}: a .txt file holds single texts; this model reads pairs: use a csv or "
                             "jsonl file with both columns")
-        return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()], None
+        try:
+            lines = path.read_bytes().decode("utf-8-sig").splitlines()
+        except UnicodeDecodeError as err:
+            raise DataError(f"--file {path} is not UTF-8 text (byte {err.object[err.start]:#04x} at offset "
+                            f"{err.start}); save it as UTF-8") from None
+        carried = {"line": list(range(1, len(lines) + 1)), "text": lines}
+        return Inputs(lines, None, _kept(carried, keep_columns, path), row="line")
     builder = FILE_BUILDERS.get(path.suffix.lower())
     if builder is None:
         raise DataError(f"--file {path}: use a .csv, .jsonl, .json, .parquet or .txt file")
-    try:
-        table = load_dataset(builder, data_files=str(path), split="train")
-    except Exception as err:  # datasets raises many types for a file it cannot parse
-        raise DataError(f"--file {path} could not be read ({summary(err)})") from err
+    table = load_files(builder, [str(path)], f"--file {path}")
     for flag, name in (("--text-column", text_column), ("--pair-column", pair_column)):
         if name and name not in table.column_names:
             raise DataError(f"{flag}={name!r} is not a column of {path} (it has: {', '.join(table.column_names)})")
-    texts = column(table, text_column)
-    pairs = column(table, pair_column) if pair_column else None
-    for name, values in ((text_column, texts), (pair_column, pairs or [])):
-        if bad := empty_rows(values):
-            raise DataError(f"--file {path}: column {name!r} has {len(bad)} empty text(s) (first at row {bad[0]})")
-    return texts, pairs
+    carried = {name: column(table, name) for name in table.column_names}
+    texts = as_texts(carried[text_column])
+    pairs = as_texts(carried[pair_column]) if pair_column else None
+    return Inputs(texts, pairs, _kept(carried, keep_columns, path))
+
+
+def _kept(carried: dict[str, list], keep_columns: Optional[Sequence[str]], path: Path) -> dict[str, list]:
+    if keep_columns is None:
+        return carried
+    if unknown := [name for name in keep_columns if name not in carried]:
+        raise DataError(f"--keep-columns: {', '.join(map(repr, unknown))} is not a column of {path} (it has: "
+                        f"{', '.join(carried)})")
+    return {name: carried[name] for name in keep_columns}
+
+
+def fill_blanks(inputs: Inputs, source: str) -> None:
+    """A blank or missing text is classified as the empty text, never dropped: the output keeps one row per input."""
+    for name, texts in (("text", inputs.texts), ("second text", inputs.pairs or [])):
+        if blank := empty_rows(texts):
+            for i in blank:
+                texts[i] = texts[i] or ""
+            log.warning("%s: %d blank %s(s) (the first at %s %d) classified as the empty text", source, len(blank),
+                        name, inputs.row, blank[0] + 1)
 
 
 def refuse_unused_options(args: argparse.Namespace, pairs: bool) -> None:
@@ -161,7 +275,8 @@ def refuse_unused_options(args: argparse.Namespace, pairs: bool) -> None:
         raise DataError(f"--pair-column={args.pair_column!r}: this model classifies single texts, not pairs; "
                         "leave --pair-column out")
     if not args.file:
-        for flag, value in (("--text-column", args.text_column), ("--pair-column", args.pair_column)):
+        for flag, value in (("--text-column", args.text_column), ("--pair-column", args.pair_column),
+                            ("--keep-columns", args.keep_columns and ",".join(args.keep_columns))):
             if value:
                 raise DataError(f"{flag}={value!r} names a column of --file, but the texts come from --text; "
                                 f"leave {flag} out")
@@ -203,11 +318,49 @@ def _short(text: str, width: int = 50) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
-def write_csv(path: Path, prediction: Prediction) -> None:
+def check_out(out: Path, file: Optional[Path]) -> None:
+    """Where predictions go must be a new or old file, never the input, in a directory that exists."""
+    if file and is_same_file(file, out):
+        raise DataError(f"--out {out} is the input file {file}: the predictions would overwrite it; give --out "
+                        "another path")
+    if out.is_dir():
+        raise DataError(f"--out {out} is a directory: give a file in it, e.g. {out / 'predictions.csv'}")
+    if not out.parent.is_dir():
+        raise DataError(f"--out {out}: the directory {out.parent} does not exist; create it, or give another path")
+
+
+def write_csv(path: Path, prediction: Prediction, carried: dict[str, list]) -> None:
+    """The carried input columns, then the prediction's, one row per input."""
+    if clash := [name for name in carried if name in prediction.columns()]:
+        raise DataError(f"the input's column {clash[0]!r} has the name of an output column: choose the input "
+                        "columns to keep with --keep-columns")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerows([prediction.columns(), *prediction.rows()])
+    writer.writerow([*carried, *prediction.columns()])
+    for i, row in enumerate(prediction.rows()):
+        writer.writerow([_cell(values[i]) for values in carried.values()] + row)
     outputs.write_text(path, buffer.getvalue())
+
+
+def _cell(value: Any) -> Any:
+    """A carried value as the csv shows it: missing as an empty cell, a JSON list or object as JSON."""
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of texts, 1 or more")
+    return value
+
+
+def column_names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -221,30 +374,36 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--text-column", help="the file's text column (default: the run's data.text_column)")
     parser.add_argument("--pair-column",
                         help="the file's second-text column (default: the run's data.text_pair_column)")
+    parser.add_argument("--keep-columns", type=column_names, metavar="A,B",
+                        help="the input columns the output repeats before its own (default: all of them)")
     parser.add_argument("--out", type=Path, help="write the predictions to this csv (default: print a table)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: a GPU if there is one)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    if args.file and args.out and is_same_file(args.file, args.out):
-        print(f"error: --out {args.out} is the input file {args.file}: the predictions would overwrite it; give "
-              "--out another path", file=sys.stderr)
+    try:
+        if args.out:
+            check_out(args.out, args.file)
+    except DataError as err:  # before anything is loaded, and nothing written
+        print(f"error: {err}", file=sys.stderr)
         return 2
     try:
         classifier = load_classifier(args.run_dir, args.device)
         s = classifier.settings
         refuse_unused_options(args, classifier.pairs)
         if args.file:
-            texts, pairs = read_texts(args.file, args.text_column or s["text_column"],
-                                      (args.pair_column or s["text_pair_column"]) if classifier.pairs else None)
+            inputs = read_inputs(args.file, args.text_column or s["text_column"],
+                                 (args.pair_column or s["text_pair_column"]) if classifier.pairs else None,
+                                 args.keep_columns)
         else:
-            texts, pairs = args.text, args.pair
-        prediction = classifier.predict(texts, pairs, batch_size=args.batch_size)
+            inputs = given_texts(args.text, args.pair)
+        fill_blanks(inputs, str(args.file or "--text"))
+        prediction = classifier.predict(inputs.texts, inputs.pairs, batch_size=args.batch_size)
         if args.out:
-            write_csv(args.out, prediction)
-            print(f"{len(texts)} predictions: {args.out}")
+            write_csv(args.out, prediction, inputs.carried)
+            print(f"{len(inputs.texts)} predictions: {args.out}")
         else:
-            print_table(texts, prediction)
+            print_table(inputs.texts, prediction)
     except BertcmpError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -571,3 +571,69 @@ def test_a_directory_without_data_files_says_so(tmp_path):
     (tmp_path / "README.md").write_text("# my data\nlabel: 0 or 1\n")
     with pytest.raises(DataError, match=f"data.source='{tmp_path}': no data files in this directory"):
         load_splits(data_cfg(source=str(tmp_path)))
+
+
+# ---------------------------------------------------------------------------------------------- values as the file holds them
+
+
+def test_a_jsonl_column_of_mixed_types_is_read_as_written(tmp_path):
+    cols = columns(80, 8)
+    cols["label"] = [[1, "pos", 0, "neg"][i % 4] for i in range(80)]
+    cols["text"][5] = 12345  # one numeric text: it is the text "12345", and the others keep no quotes
+    raw = read_source(write_table(tmp_path / "train.jsonl", cols), "text", "label")
+    # the usual two-class spellings, mixed: 0 and neg are one class, 1 and pos the other (no JSON quotes)
+    assert raw["train"].features["label"].names == ["0", "1"] and raw["train"]["label"][:4] == [1, 1, 0, 0]
+    cols["label"] = [[1, "sports", 2, "world"][i % 4] for i in range(80)]
+    raw = read_source(write_table(tmp_path / "train.jsonl", cols), "text", "label")
+    assert raw["train"].features["label"].names == ["1", "2", "sports", "world"]
+    texts = raw["train"]["text"]
+    assert texts[5] == "12345" and texts[0] == cols["text"][0] and not any(t.startswith('"') for t in texts)
+
+
+def test_na_none_and_null_are_values_and_only_an_empty_cell_is_missing(tmp_path):
+    rows = [("NA", "NA"), ("None", "pos"), ("null", "NA"), ("007", "pos")] * 20
+    path = tmp_path / "train.csv"
+    path.write_text("text,label\n" + "".join(f"{t} {i},{y}\n" if i else f"{t},{y}\n" for i, (t, y) in enumerate(rows)))
+    raw = read_source(str(path), "text", "label")
+    assert raw["train"].features["label"].names == ["NA", "pos"]
+    assert raw["train"]["text"][:4] == ["NA", "None 1", "null 2", "007 3"]
+    path.write_text("text,label\na film,pos\n,neg\n")
+    with pytest.raises(DataError, match="1 empty text"):
+        read_source(str(path), "text", "label")
+
+
+def test_labels_mixing_numbers_and_names_are_ordered_as_text(tmp_path):
+    cols = columns(80, 9)
+    cols["label"] = [["pos", "1", "2", "neg"][i % 4] for i in range(80)]
+    raw = read_source(write_table(tmp_path / "train.csv", cols), "text", "label")
+    assert raw["train"].features["label"].names == ["1", "2", "neg", "pos"]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "{path} is empty"),
+    ("text,label\n", r"{path} has a header \(text,label\) but no rows"),
+])
+def test_an_empty_or_header_only_file_is_named(tmp_path, content, message):
+    path = tmp_path / "train.csv"
+    path.write_text(content)
+    with pytest.raises(DataError, match=message.format(path=path)):
+        load_splits(data_cfg(source=str(path)))
+
+
+def test_official_split_uses_the_sources_validation_file(tmp_path):
+    train = write_table(tmp_path / "train.csv", topic_table(200, 1))
+    valid_cols = topic_table(30, 3)
+    valid = write_table(tmp_path / "valid.csv", valid_cols)
+    test = write_table(tmp_path / "test.csv", topic_table(40, 2))
+    splits = load_splits(data_cfg(source=[train, valid, test], split="official", valid_size=0.5))
+    assert [len(splits[s]) for s in ("train", "valid", "test")] == [200, 30, 40]  # valid_size is not used
+    assert splits["valid"]["text"] == valid_cols["text"]
+
+
+def test_a_test_file_without_the_pair_column_is_named(tmp_path):
+    cols = columns(60, 5)
+    train = write_table(tmp_path / "train.csv", {**cols, "second": cols["text"][::-1]})
+    test = write_table(tmp_path / "test.csv", columns(20, 6))
+    with pytest.raises(DataError, match=r"data.text_pair_column='second' is not a column of .* \(test split has: "
+                                        r"text, label\)"):
+        load_splits(data_cfg(source=[train, test], split="official", text_pair_column="second"))
