@@ -8,10 +8,10 @@ except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "unknown"
 
 
-def load_classifier(path, device=None):
+def load_classifier(path, device=None, precision="auto"):
     """A completed run's best model, ready to classify new texts: `load_classifier(run_dir).predict(texts)`.
 
     Imported on first use, so that `import bertcmp` (and the comparison, which never needs torch) stays light."""
     from bertcmp.predict import load_classifier as load
 
-    return load(path, device)
+    return load(path, device, precision)

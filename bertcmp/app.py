@@ -5,7 +5,7 @@
 `main` is Hydra's entry point. `run_job` holds the failure policy: skip a run completed earlier, record
 why a run failed, let a sweep's other runs go on. `train_and_test` is the recipe, as named steps:
 
-    set_up -> load_data -> build_model -> load_resume -> start_tracking -> train -> score_and_save
+    set_up -> load_data -> build_model -> load_resume -> start_tracking -> train -> score_and_save -> release_memory
 
 This is the one place that wires data, model, training and tracking.
 """
@@ -13,11 +13,13 @@ This is the one place that wires data, model, training and tracking.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import resource
 import signal
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
@@ -209,24 +211,45 @@ def train_and_test(cfg: DictConfig, job: Job) -> float:
     job.named_by(encoder.family)
     # a GPU of its own for as long as the job runs (trainer.device=auto), however the job ends
     with job_device(cfg.trainer.device, cfg.trainer.jobs_per_gpu, job.num) as device:
-        hardware = set_up(cfg, job, device)
-        data = load_data(cfg, hardware, encoder.max_length)
-        model = build_model(cfg, job.model, data, hardware)
-        resume = load_resume(job, cfg.trainer.epochs)
-        tracker = start_tracking(cfg, job, tracking, resume)
         try:
-            progress = train(cfg, job, model, data, hardware, tracker, resume)
-            metrics = score_and_save(cfg, job, model, data, hardware, progress)
-            tracker.summarise({"best_epoch": metrics["best_epoch"],
-                               **{f"test/{k}": v for k, v in metrics["test"].items()},
-                               "train/examples_per_s": metrics["train"]["examples_per_s"]})
-        except BaseException:
-            tracker.finish(exit_code=1)
+            metrics = train_on(cfg, job, device, encoder.max_length, tracking)
+        except BaseException as err:
+            traceback.clear_frames(err.__traceback__)  # the failed steps' locals (the model, its batches) go now
             raise
-        tracker.finish()
+        finally:
+            release_memory(device)  # inside the lease: the next job on this GPU finds it empty
     log.info("%s: best epoch %g, valid accuracy %.4f, test accuracy %.4f (%s)", job.model, metrics["best_epoch"],
              metrics["valid"]["accuracy"], metrics["test"]["accuracy"], job.dir)
     return metrics["valid"]["accuracy"]
+
+
+def train_on(cfg: DictConfig, job: Job, device: torch.device, max_length: int, tracking: Choice) -> dict[str, Any]:
+    """The recipe's steps on the job's device; what it built is dropped when it returns (or fails)."""
+    hardware = set_up(cfg, job, device)
+    data = load_data(cfg, hardware, max_length)
+    model = build_model(cfg, job.model, data, hardware)
+    resume = load_resume(job, cfg.trainer.epochs)
+    tracker = start_tracking(cfg, job, tracking, resume)
+    try:
+        progress = train(cfg, job, model, data, hardware, tracker, resume)
+        metrics = score_and_save(cfg, job, model, data, hardware, progress)
+        tracker.summarise({"best_epoch": metrics["best_epoch"],
+                           **{f"test/{k}": v for k, v in metrics["test"].items()},
+                           "train/examples_per_s": metrics["train"]["examples_per_s"]})
+    except BaseException:
+        tracker.finish(exit_code=1)
+        raise
+    tracker.finish()
+    return metrics
+
+
+def release_memory(device: torch.device) -> None:
+    """Give back what the job held: reference cycles (a compiled module keeps one) collected, and on a GPU the
+    caching allocator's blocks returned, so a reused worker does not sit on them and the next job's peak memory
+    counts only its own."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 @dataclass
@@ -294,7 +317,7 @@ def load_data(cfg: DictConfig, hardware: Hardware, max_length: int) -> Data:
 def build_model(cfg: DictConfig, family: str, data: Data, hardware: Hardware) -> nn.Module:
     # re-seeded so the initialisation does not depend on how much randomness the data path used
     set_seed(cfg.seed)
-    model = build_classifier(cfg.model, data.tokenizer, data.classes, hardware.device)
+    model = build_classifier(cfg.model, data.tokenizer, data.classes, hardware.device, hardware.dtype)
     log.info("model: %s (%s), %.1fM parameters, on %s, %s", family, cfg.model.pretrained or "from scratch",
              count_parameters(model) / 1e6, hardware.device, hardware.precision)
     if hardware.device.type == "cuda":
@@ -377,7 +400,7 @@ def score_and_save(cfg: DictConfig, job: Job, model: nn.Module, data: Data, hard
     if cfg.trainer.save_checkpoint == "best":
         outputs.write_checkpoint(job.dir / outputs.CHECKPOINT_DIR, lambda d: (
             model.save(d), data.tokenizer.save_pretrained(d),
-            outputs.write_json(d / outputs.CHECKPOINT_SETTINGS, inference_settings(cfg, job, data))))
+            outputs.write_json(d / outputs.CHECKPOINT_SETTINGS, inference_settings(cfg, job, data, hardware))))
     else:  # one an earlier run of this directory left would answer for this run (bertcmp.predict)
         outputs.remove_checkpoint(job.dir)
     metrics = run_metrics(progress, test, data, cfg, count_parameters(model), hardware)
@@ -386,12 +409,12 @@ def score_and_save(cfg: DictConfig, job: Job, model: nn.Module, data: Data, hard
     return metrics
 
 
-def inference_settings(cfg: DictConfig, job: Job, data: Data) -> dict[str, Any]:
-    """What it takes to use the checkpoint as the run did (bertcmp.predict): the classes, the head, and how
-    texts were tokenized."""
+def inference_settings(cfg: DictConfig, job: Job, data: Data, hardware: Hardware) -> dict[str, Any]:
+    """What it takes to use the checkpoint as the run did (bertcmp.predict): the classes, the head, how texts were
+    tokenized, and the precision."""
     d, m = cfg.data, cfg.model
     return {"model": job.model, "computation_key": job.computation_key, "classes": data.classes,
-            "head": str(m.head), "pooling": str(m.pooling),
+            "head": str(m.head), "pooling": str(m.pooling), "precision": hardware.precision,
             "max_length": data.max_length, "truncation": str(d.truncation), "head_tokens": d.head_tokens,
             "text_column": d.text_column, "text_pair_column": d.text_pair_column}
 

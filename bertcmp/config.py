@@ -67,7 +67,7 @@ class Truncation(Choice):
 
 
 class Attention(Choice):
-    auto = "auto"  # flash_attention_2 when flash-attn is installed and the GPU has it, else sdpa
+    auto = "auto"  # sdpa (bertcmp.model.resolve_attention says why)
     sdpa = "sdpa"
     flash_attention_2 = "flash_attention_2"
     eager = "eager"

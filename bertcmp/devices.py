@@ -91,7 +91,21 @@ def job_device(spec: str, jobs_per_gpu: int = 1, job_num: int = 0) -> Iterator[t
         return
     with lease_gpu(gpu_names(), jobs_per_gpu, first=job_num % count) as index:
         log.info("leased GPU %d of %d for this job", index, count)
-        yield _current(torch.device(f"cuda:{index}"))
+        device = _current(torch.device(f"cuda:{index}"))
+        cap_memory(device, jobs_per_gpu)
+        yield device
+
+
+def cap_memory(device: torch.device, jobs_per_gpu: int) -> None:
+    """A job sharing its GPU keeps to its 1/jobs_per_gpu share: each process's caching allocator keeps what it
+    freed (and dynamic padding makes that grow), so two uncapped jobs can run each other out of memory. Set for
+    every job, 1.0 included: a reused worker keeps the fraction of its previous job."""
+    import torch
+
+    torch.cuda.set_per_process_memory_fraction(1 / jobs_per_gpu, device)
+    if jobs_per_gpu > 1:
+        log.info("this job may use %.0f %% of the GPU's memory (trainer.jobs_per_gpu=%d)", 100 / jobs_per_gpu,
+                 jobs_per_gpu)
 
 
 def _current(device: torch.device) -> torch.device:

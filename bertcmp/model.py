@@ -46,11 +46,14 @@ class SequenceClassifier(nn.Module):
         # DistilBERT and others take no token_type_ids: pass them only to an encoder that reads them
         self.reads_type_ids = "token_type_ids" in inspect.signature(encoder.forward).parameters
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    def forward(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
                 token_type_ids: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Class logits; no `attention_mask` means no padding (every token is real)."""
         extra = {"token_type_ids": token_type_ids} if token_type_ids is not None and self.reads_type_ids else {}
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
-        if self.pooling == "mean":
+        if attention_mask is None:
+            pooled = hidden.mean(1) if self.pooling == "mean" else hidden[:, -1 if self.cls_last else 0]
+        elif self.pooling == "mean":
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
         elif self.cls_last:  # padding is on the right: the last real token is at length - 1
@@ -81,7 +84,7 @@ class NativeClassifier(nn.Module):
     def config(self):
         return self.model.config
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    def forward(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
                 token_type_ids: Optional[torch.Tensor] = None) -> torch.Tensor:
         extra = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
         return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
@@ -205,17 +208,15 @@ def reads_tokens(config) -> int:
     return limit
 
 
-def resolve_attention(spec: str, device: torch.device) -> str:
-    """`auto`: flash attention when flash-attn is installed and the GPU has it (Ampere or newer), else SDPA."""
-    if spec != "auto":
-        return spec
-    if device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8:
-        try:
-            import flash_attn  # noqa: F401
-            return "flash_attention_2"
-        except ImportError:
-            pass
-    return "sdpa"
+def resolve_attention(spec: str, device: torch.device, dtype: Optional[torch.dtype] = None) -> str:
+    """`auto` is PyTorch's SDPA, as transformers' own default: on a GPU it runs FlashAttention's kernel itself for
+    a batch without padding (the loop passes no mask for those) and a masked kernel for a padded one, with no host
+    sync, where flash-attn's transformers path finds each padded batch's lengths on the host in every layer.
+    flash_attention_2 (the flash-attn package) on request, and only under bf16 / fp16: it rejects fp32 inputs."""
+    if spec == "flash_attention_2" and dtype not in (torch.bfloat16, torch.float16):
+        raise ConfigError("model.attn_implementation=flash_attention_2 runs only in half precision: use "
+                          "trainer.precision=bf16 (or fp16), or model.attn_implementation=sdpa")
+    return "sdpa" if spec == "auto" else spec
 
 
 def load_encoder(pretrained: str, attention: str = "sdpa", auto: type = AutoModel,
@@ -225,7 +226,9 @@ def load_encoder(pretrained: str, attention: str = "sdpa", auto: type = AutoMode
     config = _pretrained_config(pretrained)
     config.update(config_changes)
     try:
-        return auto.from_pretrained(pretrained, config=config, attn_implementation=attention)
+        # fp32 whatever the checkpoint was saved in (transformers 5 loads a bf16 one as bf16): the optimizer keeps fp32
+        # weights, so small updates are not lost, and the precision is the autocast's business
+        return auto.from_pretrained(pretrained, config=config, attn_implementation=attention, dtype=torch.float32)
     except Exception as err:
         raise ModelError(f"model.pretrained={pretrained!r} could not be loaded with model.attn_implementation="
                          f"{attention} ({summary(err)})") from err
@@ -287,11 +290,12 @@ def _unreachable(pretrained: str, err: Exception) -> ModelError:
 
 
 def build_classifier(cfg: DictConfig, tokenizer: PreTrainedTokenizerFast, classes: Sequence[str],
-                     device: torch.device = torch.device("cpu")) -> nn.Module:
+                     device: torch.device = torch.device("cpu"), dtype: Optional[torch.dtype] = None) -> nn.Module:
     """The model the config asks for, with one output per class: pretrained when `pretrained` is set, else from
     scratch; with the shared head or the family's native one. Either maps (input_ids, attention_mask[,
-    token_type_ids]) to class logits and can `save` itself."""
-    attention = resolve_attention(str(cfg.attn_implementation), device)
+    token_type_ids]) to class logits and can `save` itself. `dtype` is the training's autocast (None: fp32); the
+    parameters are fp32 whatever it is."""
+    attention = resolve_attention(str(cfg.attn_implementation), device, dtype)
     build = partial(load_encoder, cfg.pretrained, attention) if cfg.pretrained \
         else partial(scratch_encoder, cfg.name, cfg.scratch, tokenizer, attention)
     if cfg.head == "native":
@@ -353,7 +357,8 @@ def load_trained(directory: Path, head: str, pooling: str, num_labels: int,
         config = AutoConfig.from_pretrained(directory)
         if head == "native":
             outputs = config.num_labels
-            model: nn.Module = NativeClassifier(AutoModelForSequenceClassification.from_pretrained(directory))
+            model: nn.Module = NativeClassifier(AutoModelForSequenceClassification.from_pretrained(
+                directory, dtype=torch.float32))
         else:
             from safetensors.torch import load_file
 

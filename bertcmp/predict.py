@@ -34,7 +34,7 @@ from bertcmp import outputs
 from bertcmp.data import FILE_BUILDERS, as_texts, column, empty_rows, encode, flatten, load_files, make_loader
 from bertcmp.errors import BertcmpError, ConfigError, DataError, ModelError, summary
 from bertcmp.model import load_trained, load_trained_tokenizer
-from bertcmp.train import predict_probs
+from bertcmp.train import PRECISIONS, in_hardware, predict_probs
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,13 @@ class Classifier:
     """A run's trained model with the tokenizer and settings it was trained with."""
 
     def __init__(self, model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, settings: dict,
-                 device: torch.device):
+                 device: torch.device, dtype: Optional[torch.dtype] = None):
         self.model, self.tokenizer, self.settings, self.device = model.to(device), tokenizer, settings, device
+        self.dtype = dtype  # the autocast predictions run under; None: fp32
+
+    @property
+    def precision(self) -> str:
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
 
     @property
     def classes(self) -> list[str]:
@@ -95,14 +100,16 @@ class Classifier:
         encodings = encode(texts, text_pairs, self.tokenizer, s["max_length"], s["truncation"], s["head_tokens"])
         encoded = flatten(encodings, labels=[0] * len(texts), index=range(len(texts)))
         loader = make_loader(encoded, batch_size, self.tokenizer.pad_token_id, s["max_length"], padding="dynamic")
-        probs = predict_probs(self.model, loader, self.device)
+        probs = predict_probs(self.model, loader, self.device, self.dtype)
         return Prediction(self.classes, probs.argmax(-1), probs)
 
 
-def load_classifier(path: str | Path, device: str | torch.device | None = None) -> Classifier:
+def load_classifier(path: str | Path, device: str | torch.device | None = None,
+                    precision: str = "auto") -> Classifier:
     """The best model of a completed run (its directory) or a checkpoint directory, on `device` (default: the
-    first GPU if there is one, else the CPU). A checkpoint inside a run directory answers only for that directory's
-    completed run: one left behind by an earlier computation is refused."""
+    first GPU if there is one, else the CPU), predicting in `precision` (fp32, bf16, fp16; auto: the run's own
+    where the device has it in hardware, else fp32). A checkpoint inside a run directory answers only for that
+    directory's completed run: one left behind by an earlier computation is refused."""
     checkpoint, run = checkpoint_dir(Path(path))
     settings = read_settings(checkpoint)
     if run is not None:
@@ -110,7 +117,20 @@ def load_classifier(path: str | Path, device: str | torch.device | None = None) 
     device = resolve_device(device)
     tokenizer = load_trained_tokenizer(checkpoint)
     model = load_trained(checkpoint, settings["head"], settings["pooling"], len(settings["classes"]), tokenizer)
-    return Classifier(model, tokenizer, settings, device)
+    return Classifier(model, tokenizer, settings, device, inference_dtype(precision, settings, device))
+
+
+def inference_dtype(precision: str, settings: dict, device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype of predictions: the one asked for, or with `auto` the run's own (bertcmp.json, from
+    0.5) where the device computes in it natively; fp32 elsewhere, where a half type is emulated and slower."""
+    if precision == "auto":
+        trained = PRECISIONS.get(str(settings.get("precision", "fp32")))
+        return trained if trained is not None and in_hardware(trained, device) else None
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise ConfigError(f"precision {precision!r}: use auto, fp32, bf16 or fp16")
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+    return PRECISIONS[precision]
 
 
 def checkpoint_dir(path: Path) -> tuple[Path, Optional[dict]]:
@@ -159,8 +179,8 @@ def read_settings(checkpoint: Path) -> dict[str, Any]:
     """The checkpoint's bertcmp.json: its classes and how the run tokenized texts."""
     file = checkpoint / outputs.CHECKPOINT_SETTINGS
     if not file.is_file():
-        raise ModelError(f"{checkpoint} has no {outputs.CHECKPOINT_SETTINGS}, which records the classes and how the run "
-                         "tokenized texts: it is not a checkpoint of bertcmp 0.2 or later; train the run again")
+        raise ModelError(f"{checkpoint} has no {outputs.CHECKPOINT_SETTINGS}, which records the classes and how the "
+                         "run tokenized texts: it is not a checkpoint of bertcmp 0.2 or later; train the run again")
     try:
         settings = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
@@ -178,7 +198,7 @@ def read_settings(checkpoint: Path) -> dict[str, Any]:
 def check_own_run(checkpoint: Path, settings: dict, run: dict) -> None:
     """A checkpoint computed by another config than the directory's completed run (left when the directory was
     run again without saving one) must not answer for it."""
-    key = settings.get("computation_key")  # recorded from bertcmp 0.4; older checkpoints are judged by their classes
+    key = settings.get("computation_key")  # recorded from bertcmp 0.5; older ones are judged by model and classes
     same = (key == run.get("computation_key") if key is not None else settings.get("model") == run.get("model"))
     if not same or settings["classes"] != run.get("classes", settings["classes"]):
         raise ModelError(f"{checkpoint} was saved by an earlier run of another config (classes "
@@ -379,6 +399,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out", type=Path, help="write the predictions to this csv (default: print a table)")
     parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: a GPU if there is one)")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                        help="auto: the run's own where the device has it in hardware, else fp32")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
@@ -388,7 +410,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:
-        classifier = load_classifier(args.run_dir, args.device)
+        classifier = load_classifier(args.run_dir, args.device, args.precision)
         s = classifier.settings
         refuse_unused_options(args, classifier.pairs)
         if args.file:

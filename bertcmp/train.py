@@ -1,6 +1,6 @@
 """The training loop: any model that maps a batch's inputs (input_ids, attention_mask and, for pairs,
 token_type_ids) to class logits, any batches of those and `labels`. It knows neither the data set nor the
-encoder.
+encoder. A batch without padding reaches the model without its attention_mask (None: every token is real).
 
     progress = fit(model, train_loader, valid_loader, cfg.trainer, device, dtype)
 
@@ -133,12 +133,28 @@ class TrainingState:
 
 
 def resolve_precision(spec: str, device: torch.device) -> Optional[torch.dtype]:
-    """The autocast dtype, or None for plain fp32. `auto` is bf16 on a GPU that has it, else fp32."""
+    """The autocast dtype, or None for plain fp32. `auto`: on a GPU, bf16 where the hardware has it (Ampere and
+    newer; torch counts a V100's or T4's emulated bf16 unless asked not to, and it is slow) and fp16 with the
+    gradient scaler on older ones; on a CPU, fp32."""
     if spec == "auto":
-        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if in_hardware(torch.bfloat16, device) else torch.float16
     if spec == "fp16" and device.type != "cuda":
         raise ConfigError("trainer.precision=fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[str(spec)]
+    return PRECISIONS[str(spec)]
+
+
+def in_hardware(dtype: torch.dtype, device: torch.device) -> bool:
+    """Whether the device computes in `dtype` natively: bf16 on Ampere and newer GPUs or on CPUs with AVX-512 BF16
+    or AMX; fp16 on any GPU. Elsewhere it is emulated, and slower than fp32."""
+    if device.type == "cuda":
+        return dtype == torch.float16 or torch.cuda.is_bf16_supported(including_emulation=False)
+    return dtype == torch.bfloat16 and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
+              "float16": torch.float16}  # the config's names, and the dtype names metrics.json records
 
 
 def make_optimizer(model: nn.Module, cfg: DictConfig, device: torch.device = torch.device("cpu")) -> torch.optim.Optimizer:
@@ -178,7 +194,11 @@ def _autocast(device: torch.device, dtype: Optional[torch.dtype]):
 
 
 def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "item"}
+    """The batch on the device. A mask of all ones is left out, decided here on the host: given one, transformers
+    checks it on the device in every forward (a sync that stalls the GPU), and SDPA takes a slower masked path."""
+    unpadded = bool(batch["attention_mask"].numpy().all())
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()
+            if k != "item" and not (k == "attention_mask" and unpadded)}
 
 
 def _progress(loader: DataLoader, desc: str) -> Iterator:

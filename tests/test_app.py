@@ -414,3 +414,71 @@ def test_a_full_disk_is_one_line_and_the_same_command_resumes(tmp_path, monkeypa
     after, reference = recorded(broken), recorded(whole)
     assert after["status"] == "completed"
     assert (after["valid"], after["test"]) == (reference["valid"], reference["test"])
+
+
+@pytest.mark.parametrize("ending", ["completed", "failed", "bug", "interrupted"])
+def test_a_job_releases_its_memory_however_it_ends(tmp_path, monkeypatch, ending):
+    """The model is unreachable when the job's memory is released (inside its GPU lease), on every exit path."""
+    import gc
+    import weakref
+
+    from bertcmp import app
+    from bertcmp.errors import TrainingError
+
+    models, released = [], []
+    build = app.build_model
+
+    def build_and_watch(*args, **kwargs):
+        model = build(*args, **kwargs)
+        models.append(weakref.ref(model))
+        return model
+
+    def release(device):
+        gc.collect()
+        released.append([ref() is None for ref in models])
+
+    monkeypatch.setattr(app, "build_model", build_and_watch)
+    monkeypatch.setattr(app, "release_memory", release)
+    if ending != "completed":
+        error = {"failed": TrainingError("the loss became NaN"), "bug": RuntimeError("a bug"),
+                 "interrupted": KeyboardInterrupt()}[ending]
+
+        def fail(*args, **kwargs):
+            raise error
+
+        monkeypatch.setattr(app, "score_and_save", fail)
+    cfg, job = new_job(tmp_path, *TINY, "trainer.epochs=1")
+    try:
+        run_job(cfg, job)
+    except (SystemExit, RuntimeError):
+        pass
+    assert released == [[True]]
+    assert recorded(job)["status"] == {"bug": "failed"}.get(ending, ending)
+
+
+def test_release_memory_empties_the_cuda_cache_on_a_gpu(monkeypatch):
+    import torch
+
+    from bertcmp.app import release_memory
+
+    emptied = []
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
+    release_memory(torch.device("cpu"))
+    assert emptied == []
+    release_memory(torch.device("cuda:0"))
+    assert emptied == [True]
+
+
+def test_a_bf16_checkpoint_is_fine_tuned_and_saved_in_fp32(tmp_path, reviews):
+    import torch
+    from safetensors import safe_open
+    from transformers import AutoModel
+
+    from conftest import save_tiny_pretrained
+
+    directory = save_tiny_pretrained("bert", tmp_path / "tiny", reviews["text"][:200])
+    AutoModel.from_pretrained(directory, dtype=torch.bfloat16).save_pretrained(directory)
+    cfg, job = new_job(tmp_path, *TINY, "trainer.epochs=1", f"model.pretrained={directory}")
+    run_job(cfg, job)
+    with safe_open(str(job.dir / "checkpoint" / "model.safetensors"), "pt") as weights:
+        assert {weights.get_tensor(name).dtype for name in weights.keys()} == {torch.float32}

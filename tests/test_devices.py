@@ -83,6 +83,7 @@ def test_auto_leases_a_gpu_and_explicit_devices_are_checked(monkeypatch, tmp_pat
     monkeypatch.setattr("bertcmp.devices.gpu_names", lambda: ["g0", "g1", "g2"])
     current = []  # the job's GPU becomes the process's current one
     monkeypatch.setattr(torch.cuda, "set_device", lambda device: current.append(torch.device(device).index))
+    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", lambda fraction, device=None: None)
     with job_device("auto", job_num=4) as first:
         assert first == torch.device("cuda:1") and current == [1]  # job 4 looks first at GPU 4 mod 3
         with job_device("auto", job_num=4) as second:  # another job while the first runs: not GPU 1
@@ -101,3 +102,19 @@ def test_auto_leases_a_gpu_and_explicit_devices_are_checked(monkeypatch, tmp_pat
         assert cpu == torch.device("cpu")
     with pytest.raises(ConfigError, match="trainer.device=cuda but this machine has no CUDA GPU"):
         resolve_device("cuda")
+
+
+def test_a_job_sharing_a_gpu_keeps_to_its_share_of_memory(monkeypatch, tmp_path):
+    monkeypatch.setenv("BERTCMP_LEASE_DIR", str(tmp_path))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr("bertcmp.devices.gpu_names", lambda: ["g0"])
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    caps = []
+    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction",
+                        lambda fraction, device=None: caps.append((fraction, torch.device(device))))
+    with job_device("auto", jobs_per_gpu=2):
+        with job_device("auto", jobs_per_gpu=2):
+            pass
+    with job_device("auto", jobs_per_gpu=1):  # a reused worker: its next job has the whole GPU again
+        pass
+    assert caps == [(0.5, torch.device("cuda:0"))] * 2 + [(1.0, torch.device("cuda:0"))]

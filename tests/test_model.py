@@ -75,7 +75,7 @@ def test_mean_pooling_ignores_padding():
     class Fixed(torch.nn.Module):
         config = OmegaConf.create({"hidden_size": 2})
 
-        def forward(self, input_ids, attention_mask):
+        def forward(self, input_ids, attention_mask=None):
             hidden = input_ids.unsqueeze(-1).float().expand(-1, -1, 2)
             return type("Out", (), {"last_hidden_state": hidden})()
 
@@ -251,3 +251,46 @@ def test_base_shapes_from_scratch(reviews, family):
 def test_scratch_sizes_that_do_not_fit_fail_before_the_data_loads(family, sizes, names):
     with pytest.raises(ConfigError, match=names):
         describe_encoder(model_cfg(name=family, pretrained=None, scratch=sizes), 128)
+
+
+def test_flash_attention_only_on_request_and_only_in_half_precision(monkeypatch):
+    import sys
+    import types
+
+    from bertcmp.model import resolve_attention
+
+    monkeypatch.setitem(sys.modules, "flash_attn", types.ModuleType("flash_attn"))  # installed, on an Ampere GPU
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    gpu = torch.device("cuda:0")
+    for dtype in (None, torch.bfloat16, torch.float16):  # SDPA runs flash kernels itself where there is no padding
+        assert resolve_attention("auto", gpu, dtype) == "sdpa"
+    assert resolve_attention("flash_attention_2", gpu, torch.bfloat16) == "flash_attention_2"
+    with pytest.raises(ConfigError, match="model.attn_implementation=flash_attention_2 runs only in half precision"):
+        resolve_attention("flash_attention_2", gpu, None)  # flash-attn rejects fp32 inputs on the first forward
+
+
+@pytest.mark.parametrize("family", ["bert", "modernbert"])
+def test_a_checkpoint_saved_in_bf16_trains_with_fp32_weights(tmp_path, reviews, family):
+    from transformers import AutoModel
+
+    from bertcmp.model import load_encoder
+    from conftest import save_tiny_pretrained
+
+    directory = save_tiny_pretrained(family, tmp_path / "tiny", reviews["text"][:200])
+    AutoModel.from_pretrained(directory, dtype=torch.bfloat16).save_pretrained(directory)  # as many Hub models are
+    assert AutoModel.from_pretrained(directory).dtype == torch.bfloat16  # transformers 5 keeps the saved dtype
+    assert {p.dtype for p in load_encoder(str(directory)).parameters()} == {torch.float32}
+    for head in ("shared", "native"):
+        cfg = model_cfg(name=family, pretrained=str(directory), head=head)
+        model = build_classifier(cfg, make_tokenizer(cfg, []), TWO)
+        assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
+@pytest.mark.parametrize("family, pooling", [("bert", "cls"), ("modernbert", "mean"), ("modernbert", "cls")])
+def test_no_mask_for_a_batch_without_padding_gives_the_same_logits(reviews, family, pooling):
+    for head in ("shared", "native") if pooling == "cls" or family == "modernbert" else ("shared",):
+        cfg = model_cfg(name=family, pretrained=None, pooling=pooling, head=head)
+        model = build_classifier(cfg, make_tokenizer(cfg, reviews["text"]), TWO).eval()
+        ids = torch.randint(5, 200, (3, 12))
+        with torch.no_grad():
+            assert torch.equal(model(ids, torch.ones_like(ids)), model(ids))

@@ -12,7 +12,7 @@ import pytest
 from bertcmp import load_classifier, outputs
 from bertcmp.app import Job, run_job
 from bertcmp.data import column, load_splits
-from bertcmp.errors import DataError, ModelError
+from bertcmp.errors import ConfigError, DataError, ModelError
 from bertcmp.predict import main
 from test_app import TINY, make_cfg, write_pairs
 
@@ -315,3 +315,28 @@ def test_bad_predict_options_are_one_line(topics_run, tmp_path, capsys, args, me
         assert main(argv) == code
     err = capsys.readouterr().err
     assert message.format(tmp=tmp_path) in err and "Traceback" not in err
+
+
+def test_predictions_in_bf16_agree_with_fp32(topics_run, monkeypatch):
+    import torch
+
+    from bertcmp import predict
+
+    cfg, run_dir = topics_run
+    texts = column(load_splits(cfg.data)["test"], "text")
+    fp32 = load_classifier(run_dir, "cpu", "fp32")
+    bf16 = load_classifier(run_dir, "cpu", "bf16")
+    assert (fp32.dtype, bf16.dtype, bf16.precision) == (None, torch.bfloat16, "bf16")
+    a, b = fp32.predict(texts), bf16.predict(texts)
+    assert np.abs(a.probs - b.probs).max() < 0.02 and not np.array_equal(a.probs, b.probs)
+    sure = np.sort(a.probs, 1)[:, -1] - np.sort(a.probs, 1)[:, -2] > 0.02  # labels agree wherever fp32 is not a tie
+    assert (a.preds[sure] == b.preds[sure]).all()
+    # auto: the run's own precision (this one trained in fp32), a half one only where the device has it natively
+    assert load_classifier(run_dir, "cpu").dtype is None
+    settings = {"precision": "bfloat16"}
+    monkeypatch.setattr(predict, "in_hardware", lambda dtype, device: False)
+    assert predict.inference_dtype("auto", settings, torch.device("cpu")) is None
+    monkeypatch.setattr(predict, "in_hardware", lambda dtype, device: True)
+    assert predict.inference_dtype("auto", settings, torch.device("cpu")) == torch.bfloat16
+    with pytest.raises(ConfigError, match="precision fp16 needs a CUDA device"):
+        predict.inference_dtype("fp16", settings, torch.device("cpu"))

@@ -19,7 +19,7 @@ class BagOfTokens(nn.Module):
         self.embed = nn.EmbeddingBag(vocab, 8, mode="mean")
         self.out = nn.Linear(8, 2)
 
-    def forward(self, input_ids, attention_mask):
+    def forward(self, input_ids, attention_mask=None):
         return self.out(self.embed(input_ids))
 
 
@@ -56,7 +56,7 @@ def test_fit_learns_and_keeps_the_best_epoch():
 
 def test_evaluate_metrics_match_hand_counts():
     class Fixed(nn.Module):
-        def forward(self, input_ids, attention_mask):
+        def forward(self, input_ids, attention_mask=None):
             return torch.stack([torch.zeros(len(input_ids)), input_ids[:, 0].float() - 0.5], 1)
 
     ids = torch.tensor([[1], [1], [0], [0], [1]])
@@ -154,6 +154,35 @@ def test_precisions():
     assert resolve_precision("bf16", cpu) == torch.bfloat16
     with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
         resolve_precision("fp16", cpu)
+
+
+def test_auto_precision_asks_for_bf16_in_hardware(monkeypatch):
+    asked = []
+
+    def bf16_supported(including_emulation=True):  # a V100 / T4: bf16 only emulated
+        asked.append(including_emulation)
+        return including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", bf16_supported)
+    assert resolve_precision("auto", torch.device("cuda:0")) == torch.float16  # with the gradient scaler
+    assert asked == [False]
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # Ampere and newer
+    assert resolve_precision("auto", torch.device("cuda:0")) == torch.bfloat16
+
+
+def test_a_batch_without_padding_is_given_no_mask():
+    class Recording(BagOfTokens):
+        masks: list = []
+
+        def forward(self, input_ids, attention_mask=None):
+            self.masks.append(attention_mask is not None)
+            return super().forward(input_ids, attention_mask)
+
+    batches = toy_batches(32, 0)
+    batches[1]["attention_mask"][0, -1] = 0  # one padded item
+    model = Recording()
+    fit(model, batches, batches, trainer_cfg(epochs=1), torch.device("cpu"))
+    assert model.masks == [False, True] * 2  # training, then validation: the mask only where there is padding
 
 
 def test_bf16_autocast_trains_on_cpu():
