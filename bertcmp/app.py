@@ -290,6 +290,7 @@ class Data:
     tokenizer: PreTrainedTokenizerFast
     classes: list[str]              # class id i is classes[i]
     max_length: int                 # data.max_length, or less where the model reads less
+    head_tokens: int                # data.truncation=head_tail: tokens kept from the start
     encoded: dict[str, Encoded]     # train / valid / test, tokenized
     loaders: dict[str, DataLoader]  # train / valid / test
 
@@ -299,7 +300,9 @@ def load_data(cfg: DictConfig, hardware: Hardware, max_length: int) -> Data:
     d = cfg.data
     splits = load_splits(d)
     tokenizer = make_tokenizer(cfg.model, column(splits["train"], "text"))
-    encoded = tokenize_splits(splits, tokenizer, max_length, cfg.cache_dir, d.truncation, d.head_tokens)
+    # Sun et al. (2019) kept 128 of BERT's 512 tokens from the start: a quarter of what each model reads
+    head_tokens = d.head_tokens or max_length // 4
+    encoded = tokenize_splits(splits, tokenizer, max_length, cfg.cache_dir, d.truncation, head_tokens)
     loader = partial(make_loader, pad_id=tokenizer.pad_token_id, max_length=max_length, padding=str(d.padding),
                      pool_batches=d.pool_batches, num_workers=d.num_workers,
                      pin_memory=hardware.device.type == "cuda")
@@ -311,7 +314,7 @@ def load_data(cfg: DictConfig, hardware: Hardware, max_length: int) -> Data:
     names = classes(splits)
     log.info("data: %s train / %s valid / %s test examples, %d classes (%s)",
              *(len(encoded[s]) for s in ("train", "valid", "test")), len(names), ", ".join(names[:10]))
-    return Data(tokenizer, names, max_length, encoded, loaders)
+    return Data(tokenizer, names, max_length, head_tokens, encoded, loaders)
 
 
 def build_model(cfg: DictConfig, family: str, data: Data, hardware: Hardware) -> nn.Module:
@@ -415,7 +418,7 @@ def inference_settings(cfg: DictConfig, job: Job, data: Data, hardware: Hardware
     d, m = cfg.data, cfg.model
     return {"model": job.model, "computation_key": job.computation_key, "classes": data.classes,
             "head": str(m.head), "pooling": str(m.pooling), "precision": hardware.precision,
-            "max_length": data.max_length, "truncation": str(d.truncation), "head_tokens": d.head_tokens,
+            "max_length": data.max_length, "truncation": str(d.truncation), "head_tokens": data.head_tokens,
             "text_column": d.text_column, "text_pair_column": d.text_pair_column}
 
 
@@ -444,6 +447,7 @@ def run_metrics(progress: Progress, test: Evaluation, data: Data, cfg: DictConfi
         },
         "data": {"name": cfg.data.name, **{split: len(enc) for split, enc in data.encoded.items()},
                  "max_length": data.max_length,  # the length used
+                 **({"head_tokens": data.head_tokens} if str(cfg.data.truncation) == "head_tail" else {}),
                  "truncated": {split: float(enc.truncated.mean()) for split, enc in data.encoded.items()}},
         "params": params,
         "peak_memory_mb": peak_memory_mb(hardware.device),

@@ -139,6 +139,7 @@ class DataConfig:
     text_pair_column: Optional[str] = None  # the second text of pair tasks (NLI, paraphrase); null = single texts
     label_column: str = "label"            # class names or whole numbers; the classes come from the data
     split: Split = Split.pooled
+    test_split: str = "test"               # official: the source's split that is the test set (validation: GLUE)
     split_seed: int = 42                   # apart from `seed`, so a seed sweep scores the same test items
     valid_size: float = 0.05               # a fraction (of all data when pooled, of train when official) or a count
     test_size: float = 0.05                # pooled only
@@ -146,7 +147,7 @@ class DataConfig:
     dedup: bool = False                    # drop repeated texts before splitting
     max_length: int = 128                  # tokens per text, at most what the model reads (else lowered to it)
     truncation: Truncation = Truncation.head  # which tokens a longer text keeps
-    head_tokens: int = 128                 # head_tail: tokens kept from the start
+    head_tokens: Optional[int] = None      # head_tail: tokens kept from the start; null = a quarter of max_length
     padding: Padding = Padding.max_length
     pool_batches: int = 50                 # dynamic padding: batches per length-sorted pool
     batch_size: int = 32
@@ -267,8 +268,12 @@ def validate(cfg: DictConfig) -> None:
     _require(d.pool_batches >= 1, f"data.pool_batches={d.pool_batches} must be >= 1")
     _require(d.num_workers >= 0, f"data.num_workers={d.num_workers} must be >= 0")
     _require(d.max_length >= 8, f"data.max_length={d.max_length} must be >= 8 tokens")
-    _require(d.head_tokens >= 1, f"data.head_tokens={d.head_tokens} must be >= 1 (tokens kept from the start "
-                                 "with data.truncation=head_tail)")
+    _require(d.head_tokens is None or d.head_tokens >= 1,
+             f"data.head_tokens={d.head_tokens} must be >= 1 (tokens kept from the start with "
+             "data.truncation=head_tail), or null for a quarter of the tokens the model reads")
+    _require(d.test_split in ("test", "validation"),
+             f"data.test_split={d.test_split!r} must be test or validation (the source's split that data.split=official "
+             "scores on)")
     _require(d.train_size is None or d.train_size >= 1,
              f"data.train_size={d.train_size} must be >= 1, or null for all the rest")
     _require(not d.synthetic or d.source is None,

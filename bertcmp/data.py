@@ -249,20 +249,38 @@ def _standardise(ds: Dataset, text_column: str, label_column: str, text_pair_col
         if name not in ds.column_names:
             raise DataError(f"{key}={name!r} is not a column of data.source={_show(source)} "
                             f"({split} split has: {', '.join(ds.column_names)})")
-    columns = {"text": as_texts(column(ds, text_column))}
+    values = column(ds, label_column)
+    rows = [row for row, value in enumerate(values) if not is_unlabelled(value)]  # the labelled ones
+    if 0 < len(rows) < len(values):
+        log.warning("data.source=%s: %d row(s) of its %s split are labelled -1 (no label): left out", _show(source),
+                    len(values) - len(rows), split)
+    elif not rows and values:
+        log.info("data.source=%s: its %s split has no labels (every label is -1): not used", _show(source), split)
+    keep = (lambda cells: [cells[i] for i in rows]) if len(rows) < len(values) else list
+    columns = {"text": as_texts(keep(column(ds, text_column)))}
     if text_pair_column:
-        columns["text_pair"] = as_texts(column(ds, text_pair_column))
+        columns["text_pair"] = as_texts(keep(column(ds, text_pair_column)))
     for name, texts in columns.items():
         if empty := empty_rows(texts):
             raise DataError(f"data.source={_show(source)} has {len(empty)} empty text(s) in column "
                             f"{wanted['data.text_pair_column' if name == 'text_pair' else 'data.text_column']!r} "
-                            f"of its {split} split (first at row {empty[0]}); remove them")
+                            f"of its {split} split (first at row {rows[empty[0]]}); remove them")
     feature = ds.features.get(label_column)
-    values = column(ds, label_column)
+    values = keep(values)
     if isinstance(feature, ClassLabel):  # the Hub's class ids: use the names they stand for
         values = [feature.names[v] if v is not None and 0 <= v < len(feature.names) else None for v in values]
-    columns["label"] = [_label_value(v, label_column, split, row) for row, v in enumerate(values)]
+    columns["label"] = [_label_value(v, label_column, split, row) for row, v in zip(rows, values)]
     return columns
+
+
+def is_unlabelled(value: Any) -> bool:
+    """-1 is "no label" in every Hugging Face set (GLUE's hidden test labels, IMDB's unsupervised split): never a
+    class."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, str):
+        return value.strip() == "-1"
+    return isinstance(value, (int, float, np.integer, np.floating)) and value == -1
 
 
 def empty_rows(texts: Sequence[Any]) -> list[int]:
@@ -387,11 +405,18 @@ def _pooled_split(raw: DatasetDict, cfg: DictConfig) -> DatasetDict:
 
 
 def _official_split(raw: DatasetDict, cfg: DictConfig) -> DatasetDict:
-    if "test" not in raw or "train" not in raw:
-        raise DataError(f"data.split=official needs a train and a test split in data.source="
+    test_split = str(cfg.test_split)
+    if test_split not in raw or "train" not in raw:
+        raise DataError(f"data.split=official needs a train and a {test_split} split in data.source="
                         f"{_show(cfg.source)} (found: {', '.join(raw)}); use data.split=pooled")
-    train, test = _with_index(raw["train"]), _with_index(raw["test"])
-    valid = _with_index(raw["validation"]) if "validation" in raw else None
+    if not len(raw[test_split]):
+        way_out = "data.test_split=validation (its validation split as the test set, as the GLUE presets do)" \
+            if test_split != "validation" and len(raw.get("validation", [])) else "data.split=pooled"
+        raise DataError(f"data.split=official: the {test_split} split of data.source={_show(cfg.source)} has no "
+                        f"labels (every label is -1, hidden as in GLUE's test sets), so it cannot score a run; use "
+                        f"{way_out}")
+    train, test = _with_index(raw["train"]), _with_index(raw[test_split])
+    valid = _with_index(raw["validation"]) if test_split != "validation" and len(raw.get("validation", [])) else None
     if cfg.dedup:
         test = _drop_repeats(test)
         seen = set(_items(test))

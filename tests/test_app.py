@@ -89,8 +89,9 @@ def test_config_mistakes_fail_while_composing(args, message):
     (["experiment=smoke", "trainer.grad_accum_steps=0"], "trainer.grad_accum_steps=0 must be >= 1"),
     (["experiment=smoke", "trainer.patience=-1"], "trainer.patience=-1 must be >= 1"),
     (["experiment=smoke", "trainer.eval_every=0"], "trainer.eval_every=0 must be >= 1"),
-    (["experiment=smoke", "data.truncation=head_tail"],  # data=synthetic uses 64 tokens, 2 of them special
+    (["experiment=smoke", "data.truncation=head_tail", "data.head_tokens=128"],  # 64 tokens, 2 of them special
      "data.head_tokens=128 must be from 1 to 61: data.truncation=head_tail keeps it from the start"),
+    (["experiment=smoke", "data.test_split=dev"], "data.test_split='dev' must be test or validation"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, caplog, args, message):
     cfg, job = new_job(tmp_path, *args)
@@ -482,3 +483,10 @@ def test_a_bf16_checkpoint_is_fine_tuned_and_saved_in_fp32(tmp_path, reviews):
     run_job(cfg, job)
     with safe_open(str(job.dir / "checkpoint" / "model.safetensors"), "pt") as weights:
         assert {weights.get_tensor(name).dtype for name in weights.keys()} == {torch.float32}
+
+
+def test_head_tail_works_by_default_and_records_its_head(tmp_path):
+    cfg, job = new_job(tmp_path, *TINY, "trainer.epochs=1", "data.truncation=head_tail")  # 64 tokens
+    run_job(cfg, job)
+    assert recorded(job)["data"]["head_tokens"] == 16  # a quarter of the tokens the model reads
+    assert json.loads((job.dir / "checkpoint" / "bertcmp.json").read_text())["head_tokens"] == 16

@@ -637,3 +637,48 @@ def test_a_test_file_without_the_pair_column_is_named(tmp_path):
     with pytest.raises(DataError, match=r"data.text_pair_column='second' is not a column of .* \(test split has: "
                                         r"text, label\)"):
         load_splits(data_cfg(source=[train, test], split="official", text_pair_column="second"))
+
+
+# ---------------------------------------------------------------------------------------------- -1: no label
+
+
+def glue_like(root: Path, n: int = 120) -> Path:
+    """GLUE SST-2 in the Hub's layout: sentence / label / idx, a ClassLabel, and a test split whose labels are -1."""
+    from datasets import ClassLabel, Features, Value
+
+    features = Features({"sentence": Value("string"), "label": ClassLabel(names=["negative", "positive"]),
+                         "idx": Value("int32")})
+    (root / "sst2").mkdir(parents=True)
+    for split, seed, hidden in (("train", 1, False), ("validation", 2, False), ("test", 3, True)):
+        cols = columns(n, seed)
+        labels = [-1] * n if hidden else cols["label"]
+        Dataset.from_dict({"sentence": cols["text"], "label": labels, "idx": list(range(n))},
+                          features=features).to_parquet(str(root / "sst2" / f"{split}-00000-of-00001.parquet"))
+    return root
+
+
+def test_minus_one_is_no_label_and_a_hidden_test_split_is_named(tmp_path):
+    source = str(glue_like(tmp_path / "glue"))
+    raw = read_source(source, "sentence", "label")
+    assert raw["train"].features["label"].names == ["negative", "positive"]  # -1 is never a class
+    assert len(raw["test"]) == 0 and len(raw["train"]) == 120
+    with pytest.raises(DataError, match=r"data.split=official: the test split of data.source='.*' has no labels "
+                                        r"\(every label is -1, hidden as in GLUE's test sets\), so it cannot score a "
+                                        r"run; use data.test_split=validation"):
+        load_splits(data_cfg(source=source, text_column="sentence", split="official"))
+    splits = load_splits(data_cfg(source=source, text_column="sentence", split="official", test_split="validation",
+                                  valid_size=20))
+    assert [len(splits[s]) for s in ("train", "valid", "test")] == [100, 20, 120]
+    assert set(splits["test"]["text"]) == set(columns(120, 2)["text"])  # the validation split scores
+    pooled = load_splits(data_cfg(source=source, text_column="sentence", valid_size=0.1, test_size=0.1))
+    assert sum(len(pooled[s]) for s in ("train", "valid", "test")) == 240  # the unlabelled rows never train
+
+
+def test_some_unlabelled_rows_are_left_out_with_a_count(tmp_path, caplog):
+    cols = columns(100, 4)
+    cols["label"] = [-1 if i % 10 == 0 else y for i, y in enumerate(cols["label"])]
+    cols["text"][0] = ""  # an unlabelled row is not checked: it is not used
+    with caplog.at_level(logging.WARNING):
+        raw = read_source(write_table(tmp_path / "train.csv", cols), "text", "label")
+    assert len(raw["train"]) == 90 and raw["train"].features["label"].names == ["0", "1"]
+    assert "10 row(s) of its train split are labelled -1 (no label): left out" in caplog.text
