@@ -42,7 +42,7 @@ from bertcmp import outputs
 from bertcmp.config import register_configs, validate
 from bertcmp.data import Encoded, classes, column, load_splits, make_loader, tokenize_splits
 from bertcmp.devices import job_device
-from bertcmp.errors import BertcmpError
+from bertcmp.errors import BertcmpError, ConfigError
 from bertcmp.model import build_classifier, count_parameters, describe_encoder, make_tokenizer
 from bertcmp.runs import computation_key
 from bertcmp.sweep import CpuTurns, TakingTurns, cpu_cores, cpu_threads_per_job, launcher_parallelism
@@ -58,7 +58,7 @@ CONFIG_DIR = str(resources.files("bertcmp.conf"))
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> Optional[float]:
-    """Run one job; return its best validation accuracy (what a Hydra sweeper would optimise)."""
+    """Run one job; return its best validation score on data.metric (what a Hydra sweeper would optimise)."""
     return run_job(cfg, Job.from_hydra(cfg))
 
 
@@ -156,9 +156,10 @@ def _run_held(cfg: DictConfig, job: Job) -> Optional[float]:
     previous = outputs.read_json(job.dir / outputs.METRICS_FILE) or {}
     if previous.get("status") == "completed" and previous.get("computation_key") == job.computation_key:
         outputs.clear_resume_state(job.dir)  # left when the process died between recording completion and this
-        log.info("skipping %s: completed earlier with this config (valid accuracy %.4f)", job.dir.name,
-                 previous["valid"]["accuracy"])
-        return previous["valid"]["accuracy"]
+        metric = previous.get("metric", "accuracy")  # runs of bertcmp 0.4 and older selected by accuracy
+        log.info("skipping %s: completed earlier with this config (valid %s %.4f)", job.dir.name, metric,
+                 previous["valid"][metric])
+        return previous["valid"][metric]
     if previous.get("status") == "running":  # yet nobody holds the directory: its process is gone
         log.warning("the earlier run in %s stopped without recording why (killed, or its disk filled up): "
                     "taken as interrupted", job.dir)
@@ -204,7 +205,8 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 def train_and_test(cfg: DictConfig, job: Job) -> float:
-    """Fine-tune on train, pick the best epoch on valid, score it once on test; return its valid accuracy."""
+    """Fine-tune on train, pick the best epoch on valid by data.metric, score it once on test; return its valid
+    score on that metric."""
     validate(cfg)  # before anything slow, so a bad value costs nothing
     tracking = choose_mode(str(cfg.logger.mode), job.dir)  # and can W&B be reached?
     encoder = describe_encoder(cfg.model, cfg.data.max_length)  # and is the pretrained model there?
@@ -218,9 +220,10 @@ def train_and_test(cfg: DictConfig, job: Job) -> float:
             raise
         finally:
             release_memory(device)  # inside the lease: the next job on this GPU finds it empty
-    log.info("%s: best epoch %g, valid accuracy %.4f, test accuracy %.4f (%s)", job.model, metrics["best_epoch"],
-             metrics["valid"]["accuracy"], metrics["test"]["accuracy"], job.dir)
-    return metrics["valid"]["accuracy"]
+    metric = metrics["metric"]
+    log.info("%s: best epoch %g, valid %s %.4f, test %s %.4f (%s)", job.model, metrics["best_epoch"], metric,
+             metrics["valid"][metric], metric, metrics["test"][metric], job.dir)
+    return metrics["valid"][metric]
 
 
 def train_on(cfg: DictConfig, job: Job, device: torch.device, max_length: int, tracking: Choice) -> dict[str, Any]:
@@ -299,6 +302,10 @@ def load_data(cfg: DictConfig, hardware: Hardware, max_length: int) -> Data:
     """Read and split the data, get the tokenizer, tokenize once (cached for every later run), batch."""
     d = cfg.data
     splits = load_splits(d)
+    names = classes(splits)
+    if str(d.metric) == "f1" and len(names) != 2:  # before anything slow
+        raise ConfigError(f"data.metric=f1 is the positive class's F1 of two-class tasks, and this task has "
+                          f"{len(names)} classes; use data.metric=macro_f1")
     tokenizer = make_tokenizer(cfg.model, column(splits["train"], "text"))
     # Sun et al. (2019) kept 128 of BERT's 512 tokens from the start: a quarter of what each model reads
     head_tokens = d.head_tokens or max_length // 4
@@ -311,7 +318,6 @@ def load_data(cfg: DictConfig, hardware: Hardware, max_length: int) -> Data:
                "valid": loader(encoded["valid"], eval_batch), "test": loader(encoded["test"], eval_batch)}
     if hardware.turns:
         loaders = {name: TakingTurns(batches, hardware.turns) for name, batches in loaders.items()}
-    names = classes(splits)
     log.info("data: %s train / %s valid / %s test examples, %d classes (%s)",
              *(len(encoded[s]) for s in ("train", "valid", "test")), len(names), ", ".join(names[:10]))
     return Data(tokenizer, names, max_length, head_tokens, encoded, loaders)
@@ -372,7 +378,7 @@ def train(cfg: DictConfig, job: Job, model: nn.Module, data: Data, hardware: Har
                on_step=tracker.log_step,
                on_validation=partial(report_validation, job=job, tracker=tracker, epochs=cfg.trainer.epochs),
                save_state=partial(save_resume, job=job, tracker_id=tracker.run_id),
-               resume=resume.training if resume else None)
+               resume=resume.training if resume else None, select_by=str(cfg.data.metric))
 
 
 def report_validation(history: list[ValidationRecord], *, job: Job, tracker: Tracker, epochs: int) -> None:
@@ -428,6 +434,7 @@ def run_metrics(progress: Progress, test: Evaluation, data: Data, cfg: DictConfi
     best = progress.history[progress.best_index]
     seconds = sum(r.train_seconds for r in progress.history)
     return {
+        "metric": str(cfg.data.metric),  # what picked the best epoch, and what the comparison uses by default
         "best_epoch": progress.best_epoch,
         # all epochs, or trainer.patience validations without a better one
         "stopped": {"reason": progress.stopped or "epochs", "epoch": progress.history[-1].epoch,

@@ -55,6 +55,13 @@ class Synthetic(Choice):
     topics = "topics"    # news items, four classes with string labels (data=topics)
 
 
+class Metric(Choice):
+    accuracy = "accuracy"
+    f1 = "f1"              # the positive class's F1: two-class tasks (MRPC, QQP)
+    macro_f1 = "macro_f1"
+    mcc = "mcc"            # Matthews correlation (CoLA)
+
+
 class Padding(Choice):
     max_length = "max_length"  # every batch padded to data.max_length (the reference)
     dynamic = "dynamic"        # each batch to its longest item, training batches grouped by length
@@ -138,6 +145,7 @@ class DataConfig:
     text_column: str = "text"
     text_pair_column: Optional[str] = None  # the second text of pair tasks (NLI, paraphrase); null = single texts
     label_column: str = "label"            # class names or whole numbers; the classes come from the data
+    metric: Metric = Metric.accuracy       # the task's usual metric: picks the best validation, and the comparison's
     split: Split = Split.pooled
     test_split: str = "test"               # official: the source's split that is the test set (validation: GLUE)
     split_seed: int = 42                   # apart from `seed`, so a seed sweep scores the same test items

@@ -92,8 +92,8 @@ class Progress:
     step: int = 0              # optimizer steps taken so far
     epoch: int = 1             # the epoch being trained (epochs + 1 once all are done)
     batches_done: int = 0      # micro-batches of that epoch already trained on
-    best_index: int = -1       # the validation with the best accuracy (the earliest on ties), in history
-    best_accuracy: float = -1.0
+    best_index: int = -1       # the validation with the best score (the earliest on ties), in history
+    best_score: float = -math.inf  # that validation's score on the selection metric (fit's select_by)
     best_weights: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # a CPU copy
     stopped: Optional[str] = None  # why training ended early ("patience"), or None
 
@@ -280,10 +280,10 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
         device: torch.device, dtype: Optional[torch.dtype] = None, on_step: Optional[StepHook] = None,
         on_validation: Optional[Callable[[list[ValidationRecord]], None]] = None,
         save_state: Optional[Callable[[TrainingState], None]] = None,
-        resume: Optional[TrainingState] = None) -> Progress:
+        resume: Optional[TrainingState] = None, select_by: str = "accuracy") -> Progress:
     """Train for cfg.epochs under autocast to `dtype` (None: fp32), validating after every epoch or every
-    cfg.eval_every optimizer steps; keep the weights of the best validation, and stop early after
-    cfg.patience validations without a better one. After every validation `on_validation` gets the history so
+    cfg.eval_every optimizer steps; keep the weights of the best validation by `select_by` (accuracy, f1, macro_f1
+    or mcc), and stop early after cfg.patience validations without a better one. After every validation `on_validation` gets the history so
     far (the latest last, earlier ones of a resumed run included).
 
     After every validation that training goes on from, `save_state` gets the full TrainingState; passing it back
@@ -346,7 +346,7 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
             if cfg.eval_every and progress.step % cfg.eval_every == 0 and progress.batches_done < len(train_loader):
                 epochs_done = round(epoch - 1 + progress.batches_done / len(train_loader), 4)
                 _read_steps(since, on_step, cfg, epoch)
-                _validate(model, valid_loader, device, dtype, cfg, progress, since, epochs_done)
+                _validate(model, valid_loader, device, dtype, cfg, progress, since, epochs_done, select_by)
                 if not progress.stopped:  # mid-epoch: a resume draws this epoch's order again and skips ahead
                     _save(save_state, progress, model, optimizer, scheduler, scaler, epoch_start, device)
                 if on_validation:
@@ -361,7 +361,7 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
         # at the end of every epoch; with eval_every, where its count falls on the epoch's last step, and at the end
         if cfg.eval_every is None or progress.step % cfg.eval_every == 0 or progress.epoch > cfg.epochs:
             _read_steps(since, on_step, cfg, epoch)
-            _validate(model, valid_loader, device, dtype, cfg, progress, since, epoch)
+            _validate(model, valid_loader, device, dtype, cfg, progress, since, epoch, select_by)
             if progress.epoch <= cfg.epochs and not progress.stopped:  # the next epoch's order: the current state
                 _save(save_state, progress, model, optimizer, scheduler, scaler, _loader_state(train_loader),
                       device)
@@ -409,7 +409,7 @@ def _read_steps(since: _Since, on_step: Optional[StepHook], cfg: DictConfig, epo
 
 
 def _validate(model: nn.Module, valid_loader: DataLoader, device: torch.device, dtype: Optional[torch.dtype],
-              cfg: DictConfig, progress: Progress, since: _Since, epochs_done: float) -> None:
+              cfg: DictConfig, progress: Progress, since: _Since, epochs_done: float, select_by: str) -> None:
     """Score the validation set, record it with the training counted `since` the previous one, keep the best
     weights, and decide on early stopping."""
     loss_sum, correct = read_back(since.loss_sum, since.correct)  # also waits for the device to finish training
@@ -421,13 +421,13 @@ def _validate(model: nn.Module, valid_loader: DataLoader, device: torch.device, 
         valid_f1=valid.get("f1"), valid_macro_f1=valid["macro_f1"], valid_mcc=valid["mcc"], lr=since.lr,
         seconds=time.perf_counter() - since.started, train_seconds=train_seconds, examples=since.examples,
         tokens=since.tokens, padded_tokens=since.padded))
-    if valid["accuracy"] > progress.best_accuracy:
-        progress.best_index, progress.best_accuracy = len(progress.history) - 1, valid["accuracy"]
+    if valid[select_by] > progress.best_score:
+        progress.best_index, progress.best_score = len(progress.history) - 1, valid[select_by]
         progress.best_weights = _snapshot(model.state_dict())
     elif cfg.patience is not None and len(progress.history) - 1 - progress.best_index >= cfg.patience:
         progress.stopped = "patience"
-        log.info("stopping early: no better validation accuracy in the last %d validations (trainer.patience)",
-                 cfg.patience)
+        log.info("stopping early: no better validation %s in the last %d validations (trainer.patience)",
+                 select_by, cfg.patience)
 
 
 def _save(save_state: Optional[Callable[[TrainingState], None]], progress: Progress, model: nn.Module,

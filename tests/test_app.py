@@ -92,6 +92,9 @@ def test_config_mistakes_fail_while_composing(args, message):
     (["experiment=smoke", "data.truncation=head_tail", "data.head_tokens=128"],  # 64 tokens, 2 of them special
      "data.head_tokens=128 must be from 1 to 61: data.truncation=head_tail keeps it from the start"),
     (["experiment=smoke", "data.test_split=dev"], "data.test_split='dev' must be test or validation"),
+    (["experiment=smoke", "data=topics", "data.metric=f1"],
+     "data.metric=f1 is the positive class's F1 of two-class tasks, and this task has 4 classes; use "
+     "data.metric=macro_f1"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, caplog, args, message):
     cfg, job = new_job(tmp_path, *args)
@@ -490,3 +493,13 @@ def test_head_tail_works_by_default_and_records_its_head(tmp_path):
     run_job(cfg, job)
     assert recorded(job)["data"]["head_tokens"] == 16  # a quarter of the tokens the model reads
     assert json.loads((job.dir / "checkpoint" / "bertcmp.json").read_text())["head_tokens"] == 16
+
+
+def test_the_tasks_metric_picks_the_best_validation_and_is_recorded(tmp_path):
+    cfg, job = new_job(tmp_path, *TINY, "trainer.epochs=3", "data.metric=mcc")
+    returned = run_job(cfg, job)
+    metrics = recorded(job)
+    history = [json.loads(line) for line in (job.dir / "history.jsonl").read_text().splitlines()]
+    best = max(range(len(history)), key=lambda i: (history[i]["valid_mcc"], -i))  # the earliest on ties
+    assert metrics["metric"] == "mcc" and metrics["best_epoch"] == history[best]["epoch"]
+    assert returned == metrics["valid"]["mcc"] == history[best]["valid_mcc"]

@@ -335,3 +335,12 @@ def test_resume_mid_epoch_gives_the_same_run(resume_at):
     assert [r.train_loss for r in resumed.history] == [r.train_loss for r in whole.history]
     assert [r.valid_accuracy for r in resumed.history] == [r.valid_accuracy for r in whole.history]
     assert all(torch.equal(resumed.best_weights[k], whole.best_weights[k]) for k in whole.best_weights)
+
+
+@pytest.mark.parametrize("select_by", ["accuracy", "macro_f1", "mcc"])
+def test_the_best_validation_is_picked_by_the_chosen_metric(select_by):
+    torch.manual_seed(0)
+    progress = fit(BagOfTokens(), toy_batches(128, 0), toy_batches(64, 1), trainer_cfg(epochs=4, lr=0.01),
+                   torch.device("cpu"), select_by=select_by)
+    scores = [getattr(r, f"valid_{select_by}") for r in progress.history]
+    assert progress.best_index == scores.index(max(scores)) and progress.best_score == max(scores)
