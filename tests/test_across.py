@@ -13,7 +13,7 @@ def task(name: str, scores: dict[str, float], verdicts: dict[str, str] | None = 
     """A task whose encoders scored `scores` (the first leads on validation); `verdicts` per other encoder:
     better (the leader is), worse (the leader is worse), equivalent, inconclusive."""
     names = list(scores)
-    ranking = [Standing(encoder=e, family=e.lower(), configuration=e, valid_accuracy=0.9, metric=scores[e], runs=3)
+    ranking = [Standing(encoder=e, family=e.lower(), configuration=e, valid_score=0.9, metric=scores[e], runs=3)
                for e in names]
     pairs = []
     for other in names[1:]:

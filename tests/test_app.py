@@ -288,7 +288,7 @@ def test_three_families_compared(tmp_path, tiny_roberta_dir, capsys):
     report = build_report([str(sweep)])
     (task,) = report.tasks
     assert sorted(s.family for s in task.ranking) == ["bert", "modernbert", "roberta"]
-    accuracies = [s.valid_accuracy for s in task.ranking]
+    accuracies = [s.valid_score for s in task.ranking]
     assert accuracies == sorted(accuracies, reverse=True)
     assert len(report.head_to_heads) == 2 and all(h.evidence == "items" for h in report.head_to_heads)
     leader = report.head_to_heads[0].encoder_a

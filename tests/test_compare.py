@@ -449,3 +449,33 @@ def test_encoders_are_named_by_family_checkpoint_or_shape(tmp_path):
     names = encoder_names(runs)
     assert [names[r.encoder_key] for r in runs] == ["a/minilm", "b/minilm", "ModernBERT scratch 2x64",
                                                     "ModernBERT scratch base", "DeBERTa-v2"]
+
+
+def test_each_task_is_compared_on_its_own_metric(tmp_path, capsys):
+    """A task whose runs were selected by data.metric=mcc: its configurations are picked on valid MCC and
+    compared on test MCC, unless --metric says otherwise."""
+    label = labels()
+    for num, (model, lr, valid_accuracy, valid_mcc, test_mcc) in enumerate((
+            ("bert", 1e-5, 0.95, 0.10, 0.11), ("bert", 5e-5, 0.80, 0.60, 0.61),  # accuracy and MCC disagree
+            ("modernbert", 5e-5, 0.85, 0.70, 0.72))):
+        wrong = np.arange(0, 50 * (num + 1))
+        run = make_run(tmp_path / "s" / f"{num}_{model}_{lr}", model, 0, predictions(label, wrong), label, lr=lr,
+                       extra=(f"trainer.lr={lr}",), data_name="cola")
+        metrics = json.loads((run / "metrics.json").read_text())
+        metrics["metric"] = "mcc"
+        metrics["valid"] |= {"accuracy": valid_accuracy, "mcc": valid_mcc}
+        metrics["test"]["mcc"] = test_mcc
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    assert main([str(tmp_path / "s")]) == 0
+    summary = json.loads((tmp_path / "s" / "comparison" / "comparison.json").read_text())
+    assert summary["metric"] == "test.mcc" and summary["tasks"][0]["metric"] == "test.mcc"
+    ranking = {s["encoder"]: s for s in summary["ranking"]}
+    assert "trainer.lr=5e-05" in ranking["BERT"]["configuration"]  # the better valid MCC, not accuracy
+    assert ranking["BERT"]["valid_score"] == 0.60 and ranking["BERT"]["metric"] == 0.61
+    assert "points of test.mcc" in summary["head_to_heads"][0]["sentence"]
+    report = (tmp_path / "s" / "comparison" / "report.md").read_text()
+    assert "| rank | encoder | best configuration | runs | valid mcc | test.mcc |" in report
+    assert main([str(tmp_path / "s"), "--metric", "test.accuracy", "--out", str(tmp_path / "acc")]) == 0
+    summary = json.loads((tmp_path / "acc" / "comparison.json").read_text())
+    ranking = {s["encoder"]: s for s in summary["ranking"]}
+    assert summary["metric"] == "test.accuracy" and "trainer.lr=1e-05" in ranking["BERT"]["configuration"]

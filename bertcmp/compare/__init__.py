@@ -1,7 +1,7 @@
 """Compare runs: per task, which encoder wins, by how much, whether the difference is more than noise or less than a
 margin, and which is better at each tuning budget; across tasks, a summary.
 
-    python -m bertcmp.compare PATH [PATH ...] [--out DIR] [--metric test.accuracy] [--margin 0.5]
+    python -m bertcmp.compare PATH [PATH ...] [--out DIR] [--metric M] [--margin 0.5]
 
 PATH is a sweep directory, a run directory or a glob of them; runs of different sweeps may be mixed. Runs are
 grouped by task (what fixes the test items: runs of two tasks never meet), then by encoder (a checkpoint, or a

@@ -21,8 +21,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bertcmp.compare", description=DESCRIPTION.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", metavar="PATH", help="sweep dir, run dir, or a glob of them")
     parser.add_argument("--out", type=Path, help="where to write the report (default: PATH/comparison)")
-    parser.add_argument("--metric", default="test.accuracy", choices=COMPARABLE_METRICS,
-                        help="the metric compared (test.f1: the positive class's, two-class tasks only)")
+    parser.add_argument("--metric", choices=COMPARABLE_METRICS,
+                        help="the metric compared on every task (default: each task's data.metric, which its runs "
+                             "were selected by; test.f1: the positive class's, two-class tasks only)")
     parser.add_argument("--margin", default=str(DEFAULT_MARGIN), metavar="POINTS",
                         help=f"equivalence margin in points of the metric (default {DEFAULT_MARGIN}): two encoders "
                              "whose 90 %% interval lies within ±POINTS are practically equivalent")

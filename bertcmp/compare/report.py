@@ -13,8 +13,8 @@ from typing import Optional, Sequence
 from bertcmp.compare import budget, plots
 from bertcmp.compare.across import AcrossTasks, TaskResult, across_tasks, test_clause
 from bertcmp.compare.groups import by_task, encoder_names, task_names
-from bertcmp.compare.table import (grid_markdown, grid_text, shared_overrides, summarise, table_csv,
-                                   table_markdown, table_text)
+from bertcmp.compare.table import (grid_markdown, grid_text, selection_of, shared_overrides, summarise, table_csv,
+                                   table_markdown, table_text, valid_score)
 from bertcmp.compare.verdict import (DEFAULT_MARGIN, HeadToHead, Standing, head_to_heads, item_level_line,
                                      rank_encoders)
 from bertcmp.errors import writing
@@ -27,6 +27,7 @@ class TaskReport:
     """The comparison on one task: only runs scored on the same test items meet."""
     name: str
     key: dict                   # what fixes the test items (runs.TEST_ITEMS_KEYS)
+    metric: str                 # what is compared on it: --metric, or the task's data.metric (e.g. test.mcc)
     runs: list[Run] = field(repr=False)
     rows: list[dict]
     shared: list[str]           # overrides every configuration of the task has: said once, left out of row names
@@ -40,7 +41,7 @@ class TaskReport:
 
 @dataclass
 class Report:
-    metric: str                 # what the head-to-heads compare, e.g. test.accuracy
+    metric: Optional[str]       # what every task compares, e.g. test.accuracy; None: each task its own
     margin: float               # equivalence margin, in points of the metric
     tasks: list[TaskReport]
     across: Optional[AcrossTasks]  # two or more tasks
@@ -71,10 +72,11 @@ class Report:
         return ([self.across.sentence] if self.across else []) + [h.sentence for h in self.head_to_heads]
 
 
-def build_report(paths: Sequence[str], out: Optional[Path] = None, metric: str = "test.accuracy",
+def build_report(paths: Sequence[str], out: Optional[Path] = None, metric: Optional[str] = None,
                  found: Optional[Found] = None, margin: float = DEFAULT_MARGIN) -> Report:
     """Compare every run under `paths` (or the runs already `found` there), write the comparison into `out`
-    (default: `comparison/` in the first path), and return it."""
+    (default: `comparison/` in the first path), and return it. `metric` (default: each task's data.metric) is
+    compared on every task."""
     found = found or load_runs(paths)
     report = compare_runs(found, metric, margin)
     if report.compared:
@@ -83,7 +85,7 @@ def build_report(paths: Sequence[str], out: Optional[Path] = None, metric: str =
     return report
 
 
-def compare_runs(found: Found, metric: str = "test.accuracy", margin: float = DEFAULT_MARGIN) -> Report:
+def compare_runs(found: Found, metric: Optional[str] = None, margin: float = DEFAULT_MARGIN) -> Report:
     """Each task's comparison of its completed runs and, with two or more tasks, the summary across them; the
     runs that did not complete listed with why."""
     completed = [r for r in found.runs if r.status == "completed"]
@@ -93,11 +95,20 @@ def compare_runs(found: Found, metric: str = "test.accuracy", margin: float = DE
     encoders = encoder_names(completed)
     groups = by_task(completed)
     names = task_names(list(groups))
-    tasks = [compare_task(names[key], json.loads(key), runs, encoders, metric, margin / 100)
+    tasks = [compare_task(names[key], json.loads(key), runs, encoders, metric or task_metric(runs), margin / 100)
              for key, runs in groups.items()]
     across = across_tasks([TaskResult(t.name, t.ranking, t.head_to_heads) for t in tasks]) if len(tasks) > 1 else None
-    return Report(metric=metric, margin=margin, tasks=tasks, across=across, encoders=encoders,
+    shared = {t.metric for t in tasks}
+    return Report(metric=metric or (shared.pop() if len(shared) == 1 else None), margin=margin, tasks=tasks,
+                  across=across, encoders=encoders,
                   not_completed=not_completed, problems=list(found.problems))
+
+
+def task_metric(runs: Sequence[Run]) -> str:
+    """What a task's runs picked their best validation by (data.metric; accuracy before bertcmp 0.5), as the test
+    metric to compare: the task's usual metric. Runs that disagree are compared on accuracy."""
+    recorded = {run.metrics.get("metric", "accuracy") for run in runs}
+    return f"test.{recorded.pop()}" if len(recorded) == 1 else "test.accuracy"
 
 
 def compare_task(name: str, key: dict, runs: list[Run], encoders: dict[str, str], metric: str,
@@ -105,7 +116,7 @@ def compare_task(name: str, key: dict, runs: list[Run], encoders: dict[str, str]
     shared = shared_overrides(runs)
     rows = summarise(runs, metric, name, encoders, shared)
     ranking = rank_encoders(rows, metric)
-    task = TaskReport(name=name, key=key, runs=runs, rows=rows, shared=shared, ranking=ranking,
+    task = TaskReport(name=name, key=key, metric=metric, runs=runs, rows=rows, shared=shared, ranking=ranking,
                       head_to_heads=head_to_heads(runs, rows, ranking, metric, margin), budget={},
                       budget_with_replacement={}, budget_sentences=[], notes=[])
     if len(ranking) < 2:
@@ -116,7 +127,7 @@ def compare_task(name: str, key: dict, runs: list[Run], encoders: dict[str, str]
         if not trials:
             task.notes.append(f"no budget curve for {standing.encoder} on {name}: none of its runs records {metric}")
             continue
-        valid, test = [r.value("valid.accuracy") for r in trials], [r.value(metric) for r in trials]
+        valid, test = [valid_score(r, metric) for r in trials], [r.value(metric) for r in trials]
         task.budget[standing.encoder] = budget.curve(valid, test)
         task.budget_with_replacement[standing.encoder] = budget.curve(valid, test, replacement=True)
     curves = list(task.budget.items())
@@ -132,12 +143,13 @@ OUT_ADVICE = "free some space, or give --out a directory on another disk"
 
 def write_files(report: Report, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    metric, runs, rows = report.metric, report.runs, report.rows
+    metric, runs, rows = report.metric or "each task's metric", report.runs, report.rows
     encoder = {run.dir: report.encoders[run.encoder_key] for run in runs}
     several = len(report.tasks) > 1
     figures = {"learning_curves.png": lambda p: plots.learning_curves(runs, encoder, shared_overrides(runs), p),
                "accuracy_vs_lr.png": lambda p: plots.metric_vs_lr(rows, metric, several, p),
-               "accuracy_vs_throughput.png": lambda p: plots.metric_vs_throughput(runs, encoder, metric, p),
+               "accuracy_vs_throughput.png": lambda p: plots.metric_vs_throughput(
+                   runs, encoder, report.metric or "test.accuracy", p),
                "budget.png": lambda p: plots.budget_curves({t.name: t.budget for t in report.tasks if t.budget},
                                                            metric, p)}
     by_length = {t.name: t.head_to_heads for t in report.tasks if any(h.by_length for h in t.head_to_heads)}
@@ -159,7 +171,7 @@ def write_files(report: Report, out: Path) -> list[Path]:
 
 
 def task_json(task: TaskReport) -> dict:
-    return {"name": task.name, "key": task.key, "runs": [str(r.dir) for r in task.runs],
+    return {"name": task.name, "key": task.key, "metric": task.metric, "runs": [str(r.dir) for r in task.runs],
             "shared_overrides": task.shared, "rows": task.rows, "ranking": [asdict(s) for s in task.ranking],
             "head_to_heads": [asdict(h) for h in task.head_to_heads],
             "budget": {name: budget.records(points) for name, points in task.budget.items()},
@@ -182,8 +194,9 @@ def comparison_json(report: Report) -> dict:
 
 
 def margin_line(report: Report) -> str:
+    compared = report.metric or "each task's metric"
     return (f"Verdicts: better (95 % interval excludes 0, Holm-adjusted where the leader meets several encoders), "
-            f"practically equivalent (90 % interval within ±{report.margin:g} points of {report.metric}: "
+            f"practically equivalent (90 % interval within ±{report.margin:g} points of {compared}: "
             f"`--margin {report.margin:g}`, two one-sided tests at 5 %), or inconclusive.")
 
 
@@ -199,14 +212,15 @@ def report_markdown(report: Report, figures: list[str]) -> str:
     if report.across:
         parts += ["", "## Across tasks", "", across_markdown(report.across)]
     for task in report.tasks:
-        parts += task_markdown(task, report.metric, "###" if several else "##", several)
+        parts += task_markdown(task, "###" if several else "##", several)
     parts += ["", *(f"![{name}]({name})" for name in figures)]
     if report.not_completed or report.problems:
         parts += ["", "## Not compared", ""] + [f"- {line}" for line in report.not_completed + report.problems]
     return "\n".join(parts) + "\n"
 
 
-def task_markdown(task: TaskReport, metric: str, level: str, several: bool) -> list[str]:
+def task_markdown(task: TaskReport, level: str, several: bool) -> list[str]:
+    metric, selection = task.metric, selection_of(task.metric).replace(".", " ")
     parts = []
     if several:
         parts += ["", f"## Task: {task.name}", ""]
@@ -214,10 +228,12 @@ def task_markdown(task: TaskReport, metric: str, level: str, several: bool) -> l
     parts += [f"- {note}" for note in task.notes]
     if len(task.ranking) > 1:
         leader = task.ranking[0].encoder
-        parts += ["", f"Encoders by their best configuration on validation accuracy ({leader} leads; each other "
+        parts += ["", f"Encoders by their best configuration on {selection} ({leader} leads; each other "
                       "encoder is compared with it):", "",
-                  f"| rank | encoder | best configuration | runs | valid accuracy | {metric} |", "|---|---|---|---|---|---|"]
-        parts += [f"| {i} | {s.encoder} | `{s.configuration}` | {s.runs} | {s.valid_accuracy:.4f} | {s.metric:.4f} |"
+                  f"| rank | encoder | best configuration | runs | {selection} | {metric} |",
+                  "|---|---|---|---|---|---|"]
+        parts += [f"| {i} | {s.encoder} | `{s.configuration}` | {s.runs} | {s.valid_score:.4f} | "
+                  f"{s.metric:.4f} |"
                   for i, s in enumerate(task.ranking, 1)]
     for h in task.head_to_heads:
         parts += ["", f"{level} {h.encoder_a} against {h.encoder_b}", "", f"`{h.a}` against `{h.b}`."]
@@ -237,7 +253,7 @@ def task_markdown(task: TaskReport, metric: str, level: str, several: bool) -> l
                   grid_markdown(*_budget_cells(task))]
         parts += [""] + [f"- {s}" for s in task.budget_sentences] if task.budget_sentences else []
     parts += ["", f"{level} Runs", "", "Mean ± standard deviation over seeds; one row per configuration, best "
-              "validation accuracy first."]
+              f"{selection} first."]
     if task.shared:
         parts += ["", f"Every configuration has `{','.join(task.shared)}`."]
     parts += ["", table_markdown(task.rows)]
@@ -340,7 +356,8 @@ def print_report(report: Report, stream=None, list_not_completed: bool = True) -
             say(f"  note: {note}")
         if len(task.ranking) > 2:
             say("", "encoders by their best configuration on validation:")
-            say(*(f"  {i}. {s.encoder}: valid accuracy {s.valid_accuracy:.4f}, {report.metric} {s.metric:.4f} "
+            shown = selection_of(task.metric).replace(".", " ")
+            say(*(f"  {i}. {s.encoder}: {shown} {s.valid_score:.4f}, {task.metric} {s.metric:.4f} "
                   f"({s.configuration})" for i, s in enumerate(task.ranking, 1)))
         for h in task.head_to_heads:
             say("", h.sentence)
@@ -351,7 +368,7 @@ def print_report(report: Report, stream=None, list_not_completed: bool = True) -
             for note in h.notes:
                 say(f"  note: {note}")
         if task.budget:
-            say("", f"expected {report.metric} of the run n trials select on validation (without replacement; "
+            say("", f"expected {task.metric} of the run n trials select on validation (without replacement; "
                     "* one run):", grid_text(*_budget_cells(task)), *task.budget_sentences)
     if report.across:
         say("", "=== across tasks ===", grid_text(*_across_cells(report.across)), report.across.sentence)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections import defaultdict
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -21,6 +22,18 @@ TABLE = [("configuration", "configuration", "{}"), ("runs", "runs", "{}"),
 SUMMARISED = [key for _, key, _ in TABLE[2:]]  # the metrics.json values averaged over a configuration's seeds
 
 
+def selection_of(metric: str) -> str:
+    """The validation score that picks a configuration when `metric` is compared (test.mcc: valid.mcc)."""
+    return "valid." + metric.split(".", 1)[1]
+
+
+def valid_score(run: Run, metric: str) -> Optional[float]:
+    """The run's validation score that picks it when `metric` is compared; its validation accuracy where the run
+    did not record that one (runs written by hand or by old versions)."""
+    score = run.value(selection_of(metric))
+    return score if score is not None else run.value("valid.accuracy")
+
+
 def shared_overrides(runs: Sequence[Run]) -> list[str]:
     """The overrides that every one of two or more configurations has (e.g. the data source of a sweep)."""
     per_config = list({run.configuration_key: run.overrides for run in runs}.values())
@@ -31,8 +44,9 @@ def shared_overrides(runs: Sequence[Run]) -> list[str]:
 
 def summarise(runs: Sequence[Run], metric: str, task: str, encoders: dict[str, str],
               shared: Sequence[str] = ()) -> list[dict]:
-    """One row per configuration of one task, best validation accuracy first, named by its overrides less the
-    `shared` ones; `encoders` names each run's encoder (by its encoder_key)."""
+    """One row per configuration of one task, best validation first (on `metric`'s validation counterpart, its
+    `selection`), named by its overrides less the `shared` ones; `encoders` names each run's encoder (by its
+    encoder_key)."""
     groups: dict[str, list[Run]] = defaultdict(list)
     for run in runs:
         groups[run.configuration_key].append(run)
@@ -42,8 +56,9 @@ def summarise(runs: Sequence[Run], metric: str, task: str, encoders: dict[str, s
                "model": members[0].model, "runs": len(members), "seeds": [r.seed for r in members],
                "lr": members[0].lr, "key": key}
         for name in SUMMARISED:
-            row[name], row[name + "_std"] = _mean_std(members, name)
+            row[name], row[name + "_std"] = _mean_std([r.value(name) for r in members])
         row["metric_mean"], row["metric_std"] = row[metric], row[metric + "_std"]
+        row["selection"], row["selection_std"] = _mean_std([valid_score(r, metric) for r in members])
         rows.append(row)
     labels = defaultdict(int)
     for row in rows:
@@ -51,11 +66,11 @@ def summarise(runs: Sequence[Run], metric: str, task: str, encoders: dict[str, s
     for row in rows:  # two configurations with one label (e.g. from two sweeps): tell them apart
         if labels[row["configuration"]] > 1:
             row["configuration"] += f" [{row['key'][:6]}]"
-    return sorted(rows, key=lambda r: -r["valid.accuracy"])
+    return sorted(rows, key=lambda r: -r["selection"] if r["selection"] == r["selection"] else math.inf)
 
 
-def _mean_std(runs: Sequence[Run], name: str) -> tuple[float, float]:
-    values = [v for v in (r.value(name) for r in runs) if v is not None]
+def _mean_std(values: Sequence[Optional[float]]) -> tuple[float, float]:
+    values = [v for v in values if v is not None]
     if not values:
         return float("nan"), float("nan")
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0

@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from bertcmp.compare import stats
+from bertcmp.compare.table import valid_score
 from bertcmp.runs import Run
 
 DEFAULT_MARGIN = 0.5        # points of the compared metric
@@ -23,11 +24,11 @@ VERDICTS = ("better", "equivalent", "inconclusive")
 
 @dataclass
 class Standing:
-    """An encoder's best configuration on one task, chosen on validation accuracy: one line of the ranking."""
+    """An encoder's best configuration on one task, chosen on validation: one line of the ranking."""
     encoder: str
     family: str                 # its model_type
     configuration: str
-    valid_accuracy: float
+    valid_score: float          # on the compared metric's validation counterpart (table.selection_of)
     metric: float               # the compared metric of that configuration (mean over its seeds)
     runs: int
 
@@ -67,12 +68,12 @@ class HeadToHead:
 
 
 def rank_encoders(rows: Sequence[dict], metric: str) -> list[Standing]:
-    """Each encoder by its best configuration on validation accuracy, the best encoder first."""
+    """Each encoder by its best configuration on validation, the best encoder first."""
     best: dict[str, dict] = {}
     for row in rows:  # rows come best validation first
         best.setdefault(row["encoder"], row)
     return [Standing(encoder=name, family=row["model"], configuration=row["configuration"],
-                     valid_accuracy=row["valid.accuracy"], metric=row[metric], runs=row["runs"])
+                     valid_score=row["selection"], metric=row[metric], runs=row["runs"])
             for name, row in best.items()]
 
 
@@ -115,7 +116,7 @@ def head_to_head(runs: Sequence[Run], row_a: dict, row_b: dict, metric: str, mar
 def paired_items(h: HeadToHead, members_a: Sequence[Run], members_b: Sequence[Run]) -> Optional[stats.Interval]:
     """Each side's best-validation run with usable predictions, compared item by item; None (and a note) when
     they do not hold the same test items."""
-    a, b = (max(m, key=lambda r: (r.predictions is not None, r.value("valid.accuracy") or -1))
+    a, b = (max(m, key=lambda r: (r.predictions is not None, valid_score(r, h.metric) or -1))
             for m in (members_a, members_b))
     if a.predictions is None or b.predictions is None:
         h.notes.append("test predictions are missing or unusable for one side: not compared item by item")
