@@ -28,6 +28,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
+import datasets
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -36,6 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerFast, set_seed
+from transformers.utils import logging as transformers_logging
 
 import bertcmp
 from bertcmp import outputs
@@ -273,6 +275,9 @@ def set_up(cfg: DictConfig, job: Job, device: torch.device) -> Hardware:
     job's share of the CPU cores. A job's numbers must not depend on what ran before it in this process: the basic launcher
     runs every job in one process, and joblib reuses its workers."""
     set_seed(cfg.seed)
+    # a sweep's screen is bertcmp's lines: no loading / saving / split-generating bars mid-line
+    transformers_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
     torch.use_deterministic_algorithms(False)
     torch.set_float32_matmul_precision("highest")  # no TF32 left over from an earlier job or library
     torch.backends.cudnn.benchmark = False  # autotuned kernels could differ from run to run

@@ -140,6 +140,7 @@ class ModelConfig:
 class DataConfig:
     name: str = MISSING                    # what the data is called in metrics.json and the comparison
     source: Any = None                     # Hub id | Hub-layout dir | aclImdb folder | csv/jsonl/parquet file(s)
+    config: Optional[str] = None           # a Hub set's configuration, where it has several (GLUE: sst2, mnli, ...)
     synthetic: Optional[Synthetic] = None  # generated data instead of `source` (data=synthetic, data=topics)
     num_examples: int = 4000               # how many items to generate (synthetic only)
     text_column: str = "text"
@@ -147,7 +148,7 @@ class DataConfig:
     label_column: str = "label"            # class names or whole numbers; the classes come from the data
     metric: Metric = Metric.accuracy       # the task's usual metric: picks the best validation, and the comparison's
     split: Split = Split.pooled
-    test_split: str = "test"               # official: the source's split that is the test set (validation: GLUE)
+    test_split: str = "test"               # official: the source's split that is the test set (GLUE: validation)
     split_seed: int = 42                   # apart from `seed`, so a seed sweep scores the same test items
     valid_size: float = 0.05               # a fraction (of all data when pooled, of train when official) or a count
     test_size: float = 0.05                # pooled only
@@ -279,9 +280,9 @@ def validate(cfg: DictConfig) -> None:
     _require(d.head_tokens is None or d.head_tokens >= 1,
              f"data.head_tokens={d.head_tokens} must be >= 1 (tokens kept from the start with "
              "data.truncation=head_tail), or null for a quarter of the tokens the model reads")
-    _require(d.test_split in ("test", "validation"),
-             f"data.test_split={d.test_split!r} must be test or validation (the source's split that data.split=official "
-             "scores on)")
+    _require(d.test_split not in ("", "train"),
+             f"data.test_split={d.test_split!r} must name the source's split that data.split=official scores on "
+             "(test, validation, validation_matched, ...), not the training split")
     _require(d.train_size is None or d.train_size >= 1,
              f"data.train_size={d.train_size} must be >= 1, or null for all the rest")
     _require(not d.synthetic or d.source is None,

@@ -49,12 +49,15 @@ _CACHE_FORMAT = 5
 
 
 def read_source(source: str | Sequence[str], text_column: str, label_column: str,
-                text_pair_column: Optional[str] = None) -> DatasetDict:
-    """Read a source into named splits (`train`, `test`, maybe `validation`) holding `text`, `label` (a
-    ClassLabel: the classes' names, in an order every split shares) and, for pair tasks, `text_pair`.
+                text_pair_column: Optional[str] = None, config: Optional[str] = None,
+                test_split: str = "test") -> DatasetDict:
+    """Read a source into named splits (`train`, `test`, maybe `validation`, and `test_split` when the test set
+    is another, e.g. MNLI's validation_matched) holding `text`, `label` (a ClassLabel: the classes' names, in an
+    order every split shares) and, for pair tasks, `text_pair`.
 
-    `source` is a Hub dataset id, a local directory in the Hub's layout, an `aclImdb` folder as Stanford
-    ships it, or one or more csv / jsonl / parquet files (globs allowed).
+    `source` is a Hub dataset id or a local directory in the Hub's layout (`config`: which configuration of a
+    set that has several, e.g. GLUE's sst2), an `aclImdb` folder as Stanford ships it, or one or more csv / jsonl
+    / parquet files (globs allowed).
     """
     sources = [source] if isinstance(source, str) else list(source)
     if not sources:
@@ -65,12 +68,15 @@ def read_source(source: str | Sequence[str], text_column: str, label_column: str
         if not acl and not _holds_data(root):
             raise DataError(f"data.source={str(root)!r}: no data files in this directory (csv, jsonl, json, parquet or "
                             "arrow, or an aclImdb folder); give the directory that holds them, or the files")
-        raw = _read_aclimdb(acl) if acl else _load(str(root), str(root), **_directory_options(root))
+        raw = _read_aclimdb(acl) if acl else _load(str(root), str(root), config, **_directory_options(root))
     elif any(_looks_local(s) for s in sources):
+        if config is not None:
+            raise DataError(f"data.config={config!r} names a configuration of a Hub set (GLUE's sst2, ...); "
+                            f"data.source={_show(source)} is files, which have none: leave data.config out")
         raw = _read_files(sources)
     else:
-        raw = _load(sources[0], sources[0])
-    splits = {name: ds for name, ds in raw.items() if name in ("train", "validation", "test")}
+        raw = _load(sources[0], sources[0], config)
+    splits = {name: ds for name, ds in raw.items() if name in ("train", "validation", "test", test_split)}
     if not splits:
         raise DataError(f"data.source={_show(source)} holds no train/validation/test split "
                         f"(found: {', '.join(raw) or 'none'})")
@@ -171,10 +177,13 @@ def load_files(builder: str, files: Sequence[str], shown: str) -> Dataset:
         raise DataError(f"{shown}: {problem}") from err
 
 
-def _load(path: str, shown: str, **kwargs: Any) -> DatasetDict:
+def _load(path: str, shown: str, config: Optional[str] = None, **kwargs: Any) -> DatasetDict:
     try:
-        return load_dataset(path, **kwargs)
+        return load_dataset(path, config, **kwargs)
     except Exception as err:  # datasets raises many types for "not there"; all mean the same to a user
+        if "Config name is missing" in str(err) or "BuilderConfig" in str(err):
+            raise DataError(f"data.source={shown!r} has several configurations and data.config={config!r} is not "
+                            f"one of them ({summary(err)}); set data.config, e.g. sst2 for GLUE") from err
         if Path(path).exists():
             raise DataError(f"data.source={shown!r} could not be read ({summary(err)})") from err
         raise DataError(f"data.source={shown!r} is not a local path and could not be loaded from the Hugging Face "
@@ -354,7 +363,8 @@ def load_splits(cfg: DictConfig) -> DatasetDict:
         source = list(cfg.source) if isinstance(cfg.source, ListConfig) else cfg.source
         if source is None:
             raise DataError("data.source is null: give a Hub dataset id, a directory or data files")
-        raw = read_source(source, cfg.text_column, cfg.label_column, cfg.text_pair_column)
+        raw = read_source(source, cfg.text_column, cfg.label_column, cfg.text_pair_column, cfg.config,
+                          str(cfg.test_split))
     if cfg.split == "official":
         splits = _official_split(raw, cfg)
     else:

@@ -20,8 +20,9 @@ from omegaconf import OmegaConf
 from bertcmp.outputs import HISTORY_FILE, METRICS_FILE, PREDICTIONS_FILE, is_held, read_class, read_json
 
 # the keys of the data config that decide which items land in the test split
-TEST_ITEMS_KEYS = ("name", "source", "synthetic", "text_column", "text_pair_column", "label_column", "split",
-                   "split_seed", "valid_size", "test_size", "dedup", "num_examples")
+TEST_ITEMS_KEYS = ("name", "source", "config", "synthetic", "text_column", "text_pair_column", "label_column", "split",
+                   "test_split", "split_seed", "valid_size", "test_size", "dedup", "num_examples")
+_UNRECORDED = {"test_split": "test"}  # what runs of versions without a key computed with
 NOT_COMPUTED = ("logger", "cache_dir")       # how a run is tracked and where it caches, not what it computes
 NOT_CONFIGURATION = ("seed", *NOT_COMPUTED)  # runs that differ only in these are one configuration
 
@@ -101,7 +102,7 @@ class Run:
     @property
     def task(self) -> dict:
         data = self.config.get("data", {})
-        return {k: data.get(k) for k in TEST_ITEMS_KEYS}
+        return {k: data.get(k, _UNRECORDED.get(k)) for k in TEST_ITEMS_KEYS}
 
     @property
     def pretrained(self) -> Optional[str]:

@@ -9,7 +9,7 @@ import functools
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
@@ -106,6 +106,8 @@ def launcher_parallelism(launcher: Any) -> int:
 def summarise_sweep(found: Found) -> tuple[list[str], list[str]]:
     """A line for each completed run and for each other one (failed, interrupted, never finished), in job order."""
     runs = {run.dir: run for run in found.runs}
+    shared = [o for o in found.runs[0].overrides if all(o in r.overrides for r in found.runs[1:])] \
+        if len(found.runs) > 1 else []
     done, problems = [], []
     for run_dir in found.dirs:
         run = runs.get(run_dir)
@@ -113,11 +115,23 @@ def summarise_sweep(found: Found) -> tuple[list[str], list[str]]:
             problems.append(f"{run_dir.name}: {found.unreadable[run_dir]} ("
                             "the job did not start, was killed, or its file is damaged)")
         elif run.status == "completed":
-            done.append(f"{run_dir.name}: valid accuracy {_score(run, 'valid.accuracy')}, "
-                        f"test accuracy {_score(run, 'test.accuracy')}")
+            metric = run.metrics.get("metric", "accuracy")
+            done.append(f"{run_name(run, shared)}: valid {metric} {_score(run, f'valid.{metric}')}, "
+                        f"test {metric} {_score(run, f'test.{metric}')}")
         else:
-            problems.append(f"{run_dir.name}: {run.status}: {run.metrics.get('error', 'no error recorded')}")
+            problems.append(f"{run_name(run, shared)}: {run.status}: {run.metrics.get('error', 'no error recorded')}")
     return done, problems
+
+
+def run_name(run: Run, shared: Sequence[str] = ()) -> str:
+    """A run as the comparison names its configuration (its overrides, less those every run of the sweep has), with
+    its seed, after its job number; its directory's name when it recorded no overrides. Hydra's directory names
+    are cut at a length that can drop the model and the seed."""
+    if not run.metrics.get("overrides"):
+        return run.dir.name
+    number = run.dir.name.split("_", 1)[0]
+    name = ",".join([*(o for o in run.overrides if o not in shared), f"seed={run.seed}"])
+    return f"{number} {name}" if number.isdigit() else name
 
 
 def _score(run: Run, name: str) -> str:

@@ -119,7 +119,13 @@ class Tracker:
         self._call(lambda run: run.summary.update(metrics))
 
     def finish(self, exit_code: int = 0) -> None:
+        run = self.run
         self._call(lambda run: run.finish(exit_code=exit_code))
+        if run is not None and self.run is not None:
+            if run.settings._offline:
+                log.info("W&B run saved offline; upload it with `wandb sync %s`", run.settings.sync_dir)
+            else:
+                log.info("W&B run: %s", run.url)
         self.run = None
 
     def _call(self, send: Callable[[Any], Any]) -> None:
@@ -142,7 +148,10 @@ def start_run(cfg: DictConfig, choice: Choice, config: dict, name: str, group: O
         return wandb.init(project=cfg.project, entity=cfg.entity, group=cfg.group or group, tags=list(cfg.tags),
                           name=name, config=config, dir=str(directory), mode=mode, job_type="train",
                           id=run_id, resume="allow" if run_id else None,
-                          reinit="finish_previous")  # a worker process reused by joblib may still hold a run
+                          reinit="finish_previous",  # a worker process reused by joblib may still hold a run
+                          # W&B's own console lines (about 34 a run: its history and summary) stay out of a sweep's
+                          # screen; Tracker.finish says the one that matters, where the run is
+                          settings=wandb.Settings(silent=True))
 
     mode = choice.mode
     try:

@@ -91,7 +91,7 @@ def test_config_mistakes_fail_while_composing(args, message):
     (["experiment=smoke", "trainer.eval_every=0"], "trainer.eval_every=0 must be >= 1"),
     (["experiment=smoke", "data.truncation=head_tail", "data.head_tokens=128"],  # 64 tokens, 2 of them special
      "data.head_tokens=128 must be from 1 to 61: data.truncation=head_tail keeps it from the start"),
-    (["experiment=smoke", "data.test_split=dev"], "data.test_split='dev' must be test or validation"),
+    (["experiment=smoke", "data.test_split=train"], "data.test_split='train' must name the source's split that"),
     (["experiment=smoke", "data=topics", "data.metric=f1"],
      "data.metric=f1 is the positive class's F1 of two-class tasks, and this task has 4 classes; use "
      "data.metric=macro_f1"),

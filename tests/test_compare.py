@@ -479,3 +479,17 @@ def test_each_task_is_compared_on_its_own_metric(tmp_path, capsys):
     summary = json.loads((tmp_path / "acc" / "comparison.json").read_text())
     ranking = {s["encoder"]: s for s in summary["ranking"]}
     assert summary["metric"] == "test.accuracy" and "trainer.lr=1e-05" in ranking["BERT"]["configuration"]
+
+
+def test_runs_scored_on_another_split_or_configuration_are_another_task(tmp_path):
+    from bertcmp.runs import load_runs
+
+    label = labels()
+    dirs = [make_run(tmp_path / "s" / f"{i}_bert", "bert", i, label, label) for i in range(4)]
+    for directory, change in zip(dirs[1:], ({"test_split": "test"}, {"test_split": "validation"}, {"config": "sst2"})):
+        config = yaml.safe_load((directory / ".hydra" / "config.yaml").read_text())
+        config["data"] |= change
+        (directory / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    keys = [run.data_key for run in sorted(load_runs([str(tmp_path / "s")]).runs, key=lambda r: r.dir.name)]
+    assert keys[0] == keys[1]  # a run of 0.4 (no data.test_split) scored on the test split, as the default does
+    assert len({keys[0], keys[2], keys[3]}) == 3

@@ -682,3 +682,44 @@ def test_some_unlabelled_rows_are_left_out_with_a_count(tmp_path, caplog):
         raw = read_source(write_table(tmp_path / "train.csv", cols), "text", "label")
     assert len(raw["train"]) == 90 and raw["train"].features["label"].names == ["0", "1"]
     assert "10 row(s) of its train split are labelled -1 (no label): left out" in caplog.text
+
+
+def glue_repo(root: Path, n: int = 60) -> Path:
+    """A local snapshot of a multi-configuration Hub set as GLUE's repo holds it: a folder per configuration and a
+    README whose `configs:` block maps each configuration's splits to its files (MNLI's test set:
+    validation_matched)."""
+    from datasets import ClassLabel, Features, Value
+
+    glue_like(root, n)
+    features = Features({"premise": Value("string"), "hypothesis": Value("string"),
+                         "label": ClassLabel(names=["entailment", "neutral", "contradiction"]), "idx": Value("int32")})
+    (root / "mnli").mkdir()
+    for split, seed in (("train", 4), ("validation_matched", 5), ("validation_mismatched", 6)):
+        cols = columns(n, seed)
+        Dataset.from_dict({"premise": cols["text"], "hypothesis": cols["text"][::-1],
+                           "label": [i % 3 for i in range(n)], "idx": list(range(n))},
+                          features=features).to_parquet(str(root / "mnli" / f"{split}-00000-of-00001.parquet"))
+    blocks = {"sst2": ("train", "validation", "test"),
+              "mnli": ("train", "validation_matched", "validation_mismatched")}
+    lines = ["---", "configs:"]
+    for name, splits in blocks.items():
+        lines += [f"- config_name: {name}", "  data_files:"]
+        lines += [f"  - split: {split}\n    path: {name}/{split}-*" for split in splits]
+    (root / "README.md").write_text("\n".join([*lines, "---", "# GLUE, a few rows"]) + "\n")
+    return root
+
+
+def test_a_configuration_of_a_multi_configuration_set(tmp_path):
+    source = str(glue_repo(tmp_path / "glue"))
+    with pytest.raises(DataError, match="has several configurations .* set data.config, e.g. sst2 for GLUE"):
+        load_splits(data_cfg(source=source, text_column="sentence"))
+    sst2 = load_splits(data_cfg(source=source, config="sst2", text_column="sentence", split="official",
+                                test_split="validation", valid_size=10))
+    assert [len(sst2[s]) for s in ("train", "valid", "test")] == [50, 10, 60] and classes(sst2) == ["negative",
+                                                                                                     "positive"]
+    mnli = load_splits(data_cfg(source=source, config="mnli", text_column="premise", text_pair_column="hypothesis",
+                                split="official", test_split="validation_matched", valid_size=10))
+    assert classes(mnli) == ["entailment", "neutral", "contradiction"] and len(mnli["test"]) == 60
+    assert set(mnli["test"]["text"]) == set(columns(60, 5)["text"])  # validation_matched scores
+    with pytest.raises(DataError, match="data.config='sst2' names a configuration of a Hub set"):
+        load_splits(data_cfg(source=write_table(tmp_path / "train.csv", columns(50, 1)), config="sst2"))

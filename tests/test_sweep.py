@@ -339,3 +339,18 @@ def test_a_loader_taking_turns_holds_the_machine_while_its_batch_is_used(tmp_pat
     fcntl.flock(probe, fcntl.LOCK_UN)
     plain.generator.manual_seed(0)
     assert seen == [batch.tolist() for batch in plain]  # the same batches, in the same order
+
+
+def test_the_list_names_runs_as_the_table_does_with_their_seed(tmp_path):
+    long = "data.source=/a/long/path/to/data/imdb,data.train_size=2000,data.valid_size=500,data.test_size=1000"
+    for num, (model, seed) in enumerate((("/models/a/minilm", 0), ("/models/b/minilm", 1))):
+        run = tmp_path / f"{num}_{long.replace('/', '-')}"[:60]
+        (run / ".hydra").mkdir(parents=True)
+        (run / ".hydra" / "config.yaml").write_text(f"seed: {seed}\n")
+        (run / "metrics.json").write_text(json.dumps({
+            "status": "completed", "metric": "mcc", "valid": {"accuracy": 0.9, "mcc": 0.7},
+            "test": {"accuracy": 0.8, "mcc": 0.6},
+            "overrides": [*long.split(","), f"model.pretrained={model}", f"seed={seed}"]}))
+    done, _ = summarise_sweep(load_runs([str(tmp_path)]))
+    assert done == ["0 model.pretrained=/models/a/minilm,seed=0: valid mcc 0.7000, test mcc 0.6000",
+                    "1 model.pretrained=/models/b/minilm,seed=1: valid mcc 0.7000, test mcc 0.6000"]

@@ -152,7 +152,7 @@ def test_a_run_that_cannot_start_online(monkeypatch, tmp_path, caplog, choice, o
             raise RuntimeError("Timed out while retrying: no such host")
         return Run()
 
-    monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(init=init))
+    monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(init=init, Settings=lambda **kwargs: kwargs))
     cfg = OmegaConf.create({"project": "p", "entity": None, "group": None, "tags": []})
     if outcome == "error":
         with pytest.raises(TrackingError, match=r"W&B could not start a run in online mode \(RuntimeError: Timed"):
@@ -210,3 +210,20 @@ def test_a_sweep_is_grouped_by_its_date_and_time():
     from bertcmp.tracking import sweep_group
 
     assert sweep_group("outputs/multirun/2026-11-26/10-00-00") == "2026-11-26_10-00-00"
+
+
+def test_a_runs_wandb_console_is_one_line_saying_where_the_run_is(tmp_path, capfd, caplog):
+    """W&B's own history and summary (about 34 lines a run) stay off a sweep's screen; bertcmp says where the
+    run is, with the command that uploads it."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"project": "p", "entity": None, "group": None, "tags": []})
+    with caplog.at_level(logging.INFO, logger="bertcmp.tracking"):
+        tracker = start_run(cfg, Choice("offline"), {"lr": 1e-5}, "bert", None, tmp_path)
+        for epoch in (1, 2):
+            tracker.log_epoch(step=epoch, metrics={"epoch": epoch, "valid/accuracy": 0.5 + epoch / 10})
+        tracker.summarise({"test/accuracy": 0.7})
+        tracker.finish()
+    printed = capfd.readouterr()
+    assert "wandb:" not in printed.out + printed.err
+    assert "W&B run saved offline; upload it with `wandb sync " in caplog.text and str(tmp_path) in caplog.text
