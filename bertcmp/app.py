@@ -278,6 +278,8 @@ def set_up(cfg: DictConfig, job: Job, device: torch.device) -> Hardware:
     # a sweep's screen is bertcmp's lines: no loading / saving / split-generating bars mid-line
     transformers_logging.disable_progress_bar()
     datasets.disable_progress_bars()
+    # a local copy whose README has no YAML block (../shared/data/imdb) is fine: not a warning on every run
+    logging.getLogger("huggingface_hub.repocard").setLevel(logging.ERROR)
     torch.use_deterministic_algorithms(False)
     torch.set_float32_matmul_precision("highest")  # no TF32 left over from an earlier job or library
     torch.backends.cudnn.benchmark = False  # autotuned kernels could differ from run to run

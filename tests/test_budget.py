@@ -84,6 +84,8 @@ def test_a_lead_that_changes_with_the_budget_is_said():
         "0.800 at 1, 0.860 vs 0.800 at 2).")
     level_first = curve([0.9, 0.8], [0.81, 0.79])  # 0.80 at 1 trial, as `behind`
     assert lead_sentence("A", "B", behind, level_first, "test.accuracy").startswith(
-        "B is expected to score higher than A at every budget from 2 to 2 trials")
+        "B is expected to score higher than A only at 2 trials, level before (test.accuracy")
+    assert lead_sentence("A", "B", curve([0.9], [0.9]), curve([0.8], [0.8]), "test.accuracy") == (
+        "A is expected to score higher than B at 1 trial (test.accuracy 0.900 vs 0.800).")
     same = curve([0.9, 0.8], [0.85, 0.85])
     assert lead_sentence("A", "B", same, same, "test.accuracy") is None

@@ -3,6 +3,7 @@
 import json
 import os
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -493,3 +494,23 @@ def test_runs_scored_on_another_split_or_configuration_are_another_task(tmp_path
     keys = [run.data_key for run in sorted(load_runs([str(tmp_path / "s")]).runs, key=lambda r: r.dir.name)]
     assert keys[0] == keys[1]  # a run of 0.4 (no data.test_split) scored on the test split, as the default does
     assert len({keys[0], keys[2], keys[3]}) == 3
+
+
+def test_a_task_compared_on_f1_shows_it_and_ranks_by_it(tmp_path, capsys):
+    """MRPC and QQP record data.metric=f1: test.f1 is not among the table's usual columns, yet it is compared."""
+    label = labels()
+    for model, wrong in (("bert", 150), ("modernbert", 60)):
+        for seed in range(2):
+            run = make_run(tmp_path / "s" / f"{model}_{seed}", model, seed,
+                           predictions(label, np.arange(wrong + seed)), label, data_name="mrpc")
+            metrics = json.loads((run / "metrics.json").read_text())
+            metrics["metric"] = "f1"
+            metrics["valid"]["f1"], metrics["test"]["f1"] = 0.5 + wrong / 1000, 0.9 - wrong / 1000 - seed / 1000
+            (run / "metrics.json").write_text(json.dumps(metrics))
+    report = build_report([str(tmp_path / "s")])
+    (task,) = report.tasks
+    assert task.metric == "test.f1" and [s.metric for s in task.ranking] == pytest.approx([0.7495, 0.8395])
+    assert main([str(tmp_path / "s")]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"macro-F1\s+MCC\s+test f1\s+best epoch", printed)
+    assert "0.8395 ± 0.0007" in printed

@@ -83,3 +83,16 @@ def test_a_margin_that_is_not_a_positive_number_is_one_line(tmp_path, capsys, ma
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"error: --margin '{margin}' is not a positive number of points")
     assert not (tmp_path / "s" / "comparison").exists()
+
+
+def test_when_the_validation_leader_loses_the_interval_is_the_winners_lead(tmp_path):
+    """The leader on validation is `a`; when `b` wins on test the sentence's interval is b's lead, positive."""
+    label = labels()
+    for model, seed_valid, wrong in (("bert", 0.95, 300), ("modernbert", 0.90, 100)):
+        for seed in range(3):
+            make_run(tmp_path / "s" / f"{model}_{seed}", model, seed,
+                     predictions(label, np.arange(wrong + 5 * seed)), label, valid=seed_valid)
+    (h,) = build_report([str(tmp_path / "s")]).head_to_heads
+    assert h.encoder_a == "BERT" and h.winner == "ModernBERT" and h.high < 0
+    assert h.sentence.startswith(f"ModernBERT is better than BERT by {-h.difference * 100:.1f} points "
+                                 f"(95 % CI {-h.high * 100:.1f} to {-h.low * 100:.1f} over seeds")

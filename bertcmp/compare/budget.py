@@ -90,6 +90,9 @@ def lead_sentence(a: str, b: str, curve_a: Sequence[BudgetPoint], curve_b: Seque
     if len(set(leaders) - {None}) == 1:
         only = leaders[first]
         other = b if only == a else a
+        if first == last:  # one budget where they differ: no range to speak of
+            at = f"at {shared} {_trials(shared)}" if first == 0 else f"only at {shared} {_trials(shared)}, level before"
+            return f"{only} is expected to score higher than {other} {at} ({metric} {scores(only, last)})."
         return (f"{only} is expected to score higher than {other} at every budget from {first + 1} to {shared} "
                 f"{_trials(shared)} ({metric} {scores(only, first)} at {first + 1}, {scores(only, last)} at {shared}).")
     sentence = (f"With {first + 1} {_trials(first + 1)} {leaders[first]} is expected to score higher "

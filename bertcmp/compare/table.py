@@ -57,7 +57,9 @@ def summarise(runs: Sequence[Run], metric: str, task: str, encoders: dict[str, s
                "lr": members[0].lr, "key": key}
         for name in SUMMARISED:
             row[name], row[name + "_std"] = _mean_std([r.value(name) for r in members])
-        row["metric_mean"], row["metric_std"] = row[metric], row[metric + "_std"]
+        row["metric"] = metric
+        row["metric_mean"], row["metric_std"] = _mean_std([r.value(metric) for r in members])
+        row[metric], row[metric + "_std"] = row["metric_mean"], row["metric_std"]  # test.f1 too: a column of its own
         row["selection"], row["selection_std"] = _mean_std([valid_score(r, metric) for r in members])
         rows.append(row)
     labels = defaultdict(int)
@@ -97,7 +99,11 @@ def grid_markdown(head: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
 
 
 def _cells(rows: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
-    return [head for head, _, _ in TABLE], [[_cell(r, key, fmt) for _, key, fmt in TABLE] for r in rows]
+    """TABLE's columns, and the compared metric's after MCC where TABLE lacks it (test.f1: MRPC, QQP)."""
+    metric = rows[0]["metric"] if rows else None
+    table = TABLE if metric is None or metric in SUMMARISED else [
+        *TABLE[:6], ("test " + metric.split(".", 1)[1].replace("_", "-"), metric, "pm"), *TABLE[6:]]
+    return [head for head, _, _ in table], [[_cell(r, key, fmt) for _, key, fmt in table] for r in rows]
 
 
 def table_text(rows: Sequence[dict]) -> str:

@@ -73,7 +73,7 @@ def rank_encoders(rows: Sequence[dict], metric: str) -> list[Standing]:
     for row in rows:  # rows come best validation first
         best.setdefault(row["encoder"], row)
     return [Standing(encoder=name, family=row["model"], configuration=row["configuration"],
-                     valid_score=row["selection"], metric=row[metric], runs=row["runs"])
+                     valid_score=row["selection"], metric=row["metric_mean"], runs=row["runs"])
             for name, row in best.items()]
 
 
@@ -97,7 +97,7 @@ def head_to_head(runs: Sequence[Run], row_a: dict, row_b: dict, metric: str, mar
     members = [[r for r in runs if r.configuration_key == row["key"]] for row in (row_a, row_b)]
     h = HeadToHead(a=row_a["configuration"], b=row_b["configuration"], encoder_a=row_a["encoder"],
                    encoder_b=row_b["encoder"], family_a=row_a["model"], family_b=row_b["model"], metric=metric,
-                   margin=margin, difference=row_a[metric] - row_b[metric])
+                   margin=margin, difference=row_a["metric_mean"] - row_b["metric_mean"])
     by_seed = [{r.seed: r.value(metric) for r in m if r.value(metric) is not None} for m in members]
     seeds = stats.seed_difference(*by_seed)
     items = paired_items(h, *members)
@@ -171,7 +171,8 @@ def conclusion(h: HeadToHead) -> str:
                 "and these runs cannot say whether that is more than noise (no shared test items and fewer than "
                 "two seeds per side).")
     over = " over seeds" if h.evidence == "seeds" else ""
-    evidence = f"95 % CI {points(h.low)} to {points(h.high)}{over}"
+    low, high = (h.low, h.high) if h.verdict != "better" or h.winner == h.encoder_a else (-h.high, -h.low)
+    evidence = f"95 % CI {points(low)} to {points(high)}{over}"  # of the difference the sentence names
     if h.evidence == "items" and h.metric.endswith("accuracy"):
         evidence += f", McNemar p = {h.p_value:.3g}"
     if h.comparisons > 1:
