@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from bertcmp.errors import RUN_ADVICE, writing
+from bertcmp.errors import RUN_ADVICE, summary, writing
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +152,20 @@ def write_resume_state(run_dir: Path, state: dict) -> None:
 
 
 def read_resume_state(run_dir: Path) -> dict | None:
+    """The saved state, read as data only (tensors and plain values, `weights_only`): a file planted in a shared
+    sweep directory or an archive of runs could otherwise run code of its author's choosing when unpickled. One
+    that is not such data is named in a warning and the run starts afresh."""
     import torch
 
     path = run_dir / RESUME_DIR / "state.pt"
-    # our own file, holding random-generator states that weights_only loading refuses
-    return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle's and torch's many errors all mean "not a state bertcmp wrote"
+        log.warning("ignoring %s: it is not a resume state bertcmp wrote (%s); starting afresh", path,
+                    summary(err)[:200])
+        return None
 
 
 def clear_resume_state(run_dir: Path) -> None:

@@ -124,7 +124,7 @@ class Tracker:
         if run is not None and self.run is not None:
             if run.settings._offline:
                 log.info("W&B run saved offline; upload it with `wandb sync %s`", run.settings.sync_dir)
-            else:
+            elif run.url:  # logger.mode=disabled: wandb's stand-in run has none
                 log.info("W&B run: %s", run.url)
         self.run = None
 

@@ -460,13 +460,17 @@ def _rng_states(device: torch.device) -> dict:
     """The generators dropout draws from (torch's, and on a GPU the training GPU's); the batch order's is the
     loader's, saved beside them. A GPU's state is saved as the training GPU's, not by its number: a resumed job may
     lease another."""
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+    # numpy's state in plain values and a tensor, so that the saved state loads as data (weights_only)
+    name, keys, position, has_gauss, gauss = np.random.get_state()
+    numpy_state = (str(name), torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(gauss))
+    return {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
 
 
 def _set_rng_states(states: dict, loader: DataLoader, device: torch.device) -> None:
     random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    name, keys, position, has_gauss, gauss = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
     torch.set_rng_state(states["torch"])
     if states["cuda"] is not None and device.type == "cuda":
         torch.cuda.set_rng_state(states["cuda"], device)

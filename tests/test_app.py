@@ -130,6 +130,30 @@ def test_a_resume_state_is_used_only_by_its_own_run(tmp_path, caplog):
     assert load_resume(job, epochs=2) is None and "saved by another version of bertcmp" in caplog.text
 
 
+class _Planted:
+    """What a planted state.pt could hold: unpickling it runs a command of its author's choosing."""
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_planted_resume_state_never_runs_code(tmp_path, caplog):
+    """resume/state.pt is read as data only: a pickle that would run a shell command is refused with one warning
+    line, nothing runs, and the run starts afresh and completes."""
+    import torch
+
+    cfg, job = new_job(tmp_path, *TINY)
+    marker = tmp_path / "the-planted-command-ran"
+    (job.dir / "resume").mkdir(parents=True)
+    torch.save({"computation_key": job.computation_key, "payload": _Planted(marker)}, job.dir / "resume" / "state.pt")
+    run_job(cfg, job)
+    assert not marker.exists()
+    assert "is not a resume state bertcmp wrote" in caplog.text and "starting afresh" in caplog.text
+    assert recorded(job)["status"] == "completed" and not (job.dir / "resume").exists()
+
+
 def test_each_model_reads_as_far_as_it_can(tmp_path, caplog, tiny_bert_dir):
     """A sweep may ask every model for more tokens than one of them reads: that one uses its limit."""
     cfg, job = new_job(tmp_path, *TINY, f"model.pretrained={tiny_bert_dir}", "data.max_length=600",

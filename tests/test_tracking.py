@@ -227,3 +227,13 @@ def test_a_runs_wandb_console_is_one_line_saying_where_the_run_is(tmp_path, capf
     printed = capfd.readouterr()
     assert "wandb:" not in printed.out + printed.err
     assert "W&B run saved offline; upload it with `wandb sync " in caplog.text and str(tmp_path) in caplog.text
+
+
+def test_a_disabled_run_says_nothing_about_where_it_is(tmp_path, caplog):
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"project": "p", "entity": None, "group": None, "tags": []})
+    with caplog.at_level(logging.INFO, logger="bertcmp.tracking"):
+        tracker = start_run(cfg, Choice("disabled"), {"lr": 1e-5}, "bert", None, tmp_path)
+        tracker.finish()
+    assert "W&B run:" not in caplog.text and "wandb sync" not in caplog.text

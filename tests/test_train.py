@@ -1,5 +1,6 @@
 """The training loop on a toy model and toy batches: it needs no encoder and no data set of ours."""
 
+import io
 import math
 
 import numpy as np
@@ -208,7 +209,9 @@ def test_resume_from_a_saved_epoch_gives_the_same_run():
     train(4, saved=states)
     assert len(states) == 3  # after epochs 1..3; the last epoch ends the run instead
     assert [len(s.progress.history) for s in states] == [1, 2, 3]  # each a snapshot, not the live record
-    saved = TrainingState.from_dict(states[1].to_dict())  # as written to and read back from resume/state.pt
+    written = io.BytesIO()  # as written to resume/state.pt and read back as data only, never unpickled code
+    torch.save(states[1].to_dict(), written)
+    saved = TrainingState.from_dict(torch.load(io.BytesIO(written.getvalue()), weights_only=True))
     resumed = train(4, resume=saved)  # as if the machine died during epoch 3
     assert [r.train_loss for r in resumed.history] == [r.train_loss for r in whole.history]
     assert resumed.best_epoch == whole.best_epoch
