@@ -41,11 +41,12 @@ from transformers.utils import logging as transformers_logging
 
 import bertcmp
 from bertcmp import outputs
-from bertcmp.config import register_configs, validate
+from bertcmp.config import CHECKPOINTING_FROM, register_configs, validate
 from bertcmp.data import Encoded, classes, column, load_splits, make_loader, tokenize_splits
 from bertcmp.devices import job_device
 from bertcmp.errors import BertcmpError, ConfigError
-from bertcmp.model import build_classifier, count_parameters, describe_encoder, make_tokenizer
+from bertcmp.model import (build_classifier, count_parameters, describe_encoder, enable_gradient_checkpointing,
+                           make_tokenizer)
 from bertcmp.runs import computation_key
 from bertcmp.sweep import CpuTurns, TakingTurns, cpu_cores, cpu_threads_per_job, launcher_parallelism
 from bertcmp.tracking import Choice, Tracker, choose_mode, start_run, sweep_group
@@ -85,6 +86,7 @@ class Job:
     computation_key: str       # what the run computes (bertcmp.runs.computation_key)
     multirun: bool = False
     parallel_jobs: int = 1     # jobs the launcher runs at once on this machine
+    requeues: int = 0          # times the cluster stopped and requeued this run (time limit, preemption)
     started: float = field(default_factory=time.time)
 
     @classmethod
@@ -128,7 +130,7 @@ class Job:
         now = time.time()
         outputs.write_json(self.dir / outputs.METRICS_FILE, {
             "status": status, "model": self.model, **fields, "overrides": self.overrides,
-            "computation_key": self.computation_key,
+            "computation_key": self.computation_key, "requeues": self.requeues,
             "wall_seconds": now - self.started,
             "started_at": datetime.fromtimestamp(self.started, timezone.utc).isoformat(timespec="seconds"),
             "updated_at": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds"),
@@ -162,13 +164,25 @@ def _run_held(cfg: DictConfig, job: Job) -> Optional[float]:
         log.info("skipping %s: completed earlier with this config (valid %s %.4f)", job.dir.name, metric,
                  previous["valid"][metric])
         return previous["valid"][metric]
+    if previous.get("computation_key") == job.computation_key:
+        job.requeues = previous.get("requeues", 0)
     if previous.get("status") == "running":  # yet nobody holds the directory: its process is gone
         log.warning("the earlier run in %s stopped without recording why (killed, or its disk filled up): "
                     "taken as interrupted", job.dir)
+    elif previous.get("status") == "requeued":
+        log.info("the cluster requeued this run (%d time(s) so far): resuming it", job.requeues)
     job.write_status("running")
     try:
         with sigterm_as_interrupt():
             return train_and_test(cfg, job)
+    except SystemExit as stop:
+        if _requeued_by_submitit(stop):  # its handler of the time-limit / preemption signal, once it requeued us
+            job.requeues += 1
+            job.record_end("requeued", error="stopped by the cluster (time limit or preemption) and requeued; "
+                                             "the requeued job resumes from the last validation")
+            log.warning("stopped by the cluster (time limit or preemption) and requeued (%d time(s)): the requeued "
+                        "job resumes from the last validation", job.requeues)
+        raise
     except KeyboardInterrupt:
         job.record_end("interrupted", error="interrupted (Ctrl-C or SIGTERM); run again to resume")
         log.warning("interrupted; the same command resumes from the last finished epoch")
@@ -178,12 +192,29 @@ def _run_held(cfg: DictConfig, job: Job) -> Optional[float]:
         log.error("%s", err)
         failure: BaseException = SystemExit(1)
     except Exception as err:  # a bug or the machine (out of memory, ...): the traceback goes to the job log
+        if _not_requeued_by_submitit(err):  # the signal came, but the run may not be requeued again
+            job.record_end("interrupted", error=f"{err} The same command resumes it (hydra.sweep.dir=<this sweep>).")
+            log.error("interrupted: %s Raise hydra.launcher.max_num_timeout, or run the same command again to "
+                      "resume.", err)
+            raise  # submitit records the job as over
         job.record_end("failed", error=f"{type(err).__name__}: {err}")
         log.exception("run failed")
         failure = err
     if job.multirun:
         return float("nan")
     raise failure
+
+
+def _requeued_by_submitit(stop: SystemExit) -> bool:
+    """Whether submitit's signal handler raised this exit after requeueing the job (SLURM's time limit or a
+    preemption; submitit's local executor too)."""
+    frames = traceback.extract_tb(stop.__traceback__)
+    return bool(frames) and "submitit" in Path(frames[-1].filename).parts
+
+
+def _not_requeued_by_submitit(err: Exception) -> bool:
+    """submitit's "Job not requeued because: timed-out too many times." (hydra.launcher.max_num_timeout)."""
+    return type(err).__name__ == "UncompletedJobError" and type(err).__module__.startswith("submitit")
 
 
 @contextlib.contextmanager
@@ -334,11 +365,21 @@ def build_model(cfg: DictConfig, family: str, data: Data, hardware: Hardware) ->
     # re-seeded so the initialisation does not depend on how much randomness the data path used
     set_seed(cfg.seed)
     model = build_classifier(cfg.model, data.tokenizer, data.classes, hardware.device, hardware.dtype)
-    log.info("model: %s (%s), %.1fM parameters, on %s, %s", family, cfg.model.pretrained or "from scratch",
-             count_parameters(model) / 1e6, hardware.device, hardware.precision)
+    checkpointing = gradient_checkpointing(cfg, data)
+    if checkpointing:
+        enable_gradient_checkpointing(model)
+    log.info("model: %s (%s), %.1fM parameters, on %s, %s%s", family, cfg.model.pretrained or "from scratch",
+             count_parameters(model) / 1e6, hardware.device, hardware.precision,
+             ", gradient checkpointing" if checkpointing else "")
     if hardware.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(hardware.device)
     return model
+
+
+def gradient_checkpointing(cfg: DictConfig, data: Data) -> bool:
+    """trainer.gradient_checkpointing, with auto decided by the tokens this model reads."""
+    spec = cfg.trainer.gradient_checkpointing
+    return data.max_length >= CHECKPOINTING_FROM if spec == "auto" else bool(spec)
 
 
 @dataclass
@@ -458,6 +499,7 @@ def run_metrics(progress: Progress, test: Evaluation, data: Data, cfg: DictConfi
             "padded_tokens_per_s": sum(r.padded_tokens for r in progress.history) / seconds,
             "final_loss": progress.history[-1].train_loss,
             "effective_batch_size": cfg.data.batch_size * cfg.trainer.grad_accum_steps,
+            "gradient_checkpointing": gradient_checkpointing(cfg, data),
         },
         "data": {"name": cfg.data.name, **{split: len(enc) for split, enc in data.encoded.items()},
                  "max_length": data.max_length,  # the length used
@@ -467,6 +509,8 @@ def run_metrics(progress: Progress, test: Evaluation, data: Data, cfg: DictConfi
         "peak_memory_mb": peak_memory_mb(hardware.device),
         "device": str(hardware.device),
         "precision": hardware.precision,
+        # what healed the run (out of memory: smaller micro-batches; a NaN loss: fp32 from a step), in order
+        "recovered": progress.recovered,
     }
 
 

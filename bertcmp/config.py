@@ -55,6 +55,16 @@ class Synthetic(Choice):
     topics = "topics"    # news items, four classes with string labels (data=topics)
 
 
+class OnOOM(Choice):
+    halve = "halve"  # out of memory: halve the micro-batch, double the accumulation (the same steps), go on
+    fail = "fail"
+
+
+class OnNonFinite(Choice):
+    retry_fp32 = "retry_fp32"  # a NaN loss under bf16 / fp16: back to the last validation, on in fp32, once
+    fail = "fail"
+
+
 class Metric(Choice):
     accuracy = "accuracy"
     f1 = "f1"              # the positive class's F1: two-class tasks (MRPC, QQP)
@@ -164,6 +174,9 @@ class DataConfig:
     num_workers: int = 0                   # DataLoader worker processes
 
 
+CHECKPOINTING_FROM = 2048  # trainer.gradient_checkpointing=auto: tokens per text from which it is on
+
+
 @dataclass
 class TrainerConfig:
     epochs: int = 5
@@ -181,6 +194,10 @@ class TrainerConfig:
     patience: Optional[int] = None         # stop after this many validations without a better one; null = never
     precision: Precision = Precision.auto
     compile: bool = False                  # torch.compile the model once (30 s or more up front)
+    # activations recomputed in the backward pass: memory for time (same numbers); auto: on from 2,048 tokens
+    gradient_checkpointing: Any = False    # true | false | auto
+    on_oom: OnOOM = OnOOM.halve            # a training step out of GPU memory: heal it (halve) or fail
+    on_nonfinite: OnNonFinite = OnNonFinite.retry_fp32  # a NaN / infinite loss under reduced precision
     device: str = "auto"                   # auto (a GPU leased for the job, else CPU) | cpu | cuda | cuda:N
     jobs_per_gpu: int = 1                  # auto: jobs that may share one GPU (small models); joblib runs GPUs x this
     save_checkpoint: SaveCheckpoint = SaveCheckpoint.best
@@ -268,6 +285,9 @@ def validate(cfg: DictConfig) -> None:
     _require(0 <= t.warmup_ratio < 1, f"trainer.warmup_ratio={t.warmup_ratio} must be in [0, 1)")
     _require(t.max_grad_norm is None or t.max_grad_norm > 0,
              f"trainer.max_grad_norm={t.max_grad_norm} must be > 0, or null for no clipping")
+    _require(isinstance(t.gradient_checkpointing, bool) or t.gradient_checkpointing == "auto",
+             f"trainer.gradient_checkpointing={t.gradient_checkpointing!r} must be true, false or auto (on from "
+             f"{CHECKPOINTING_FROM:,} tokens)")
     _require(t.jobs_per_gpu >= 1, f"trainer.jobs_per_gpu={t.jobs_per_gpu} must be >= 1 (jobs sharing one GPU)")
     _require(bool(_DEVICE.match(t.device)),
              f"trainer.device={t.device!r} is not a device: use auto, cpu, cuda or cuda:N")

@@ -316,6 +316,19 @@ def build_classifier(cfg: DictConfig, tokenizer: PreTrainedTokenizerFast, classe
                               cls_last=cls_is_last(tokenizer))
 
 
+def enable_gradient_checkpointing(model: nn.Module) -> None:
+    """Recompute each layer's activations in the backward pass instead of keeping them (transformers' own
+    activation checkpointing, non-reentrant, with dropout's random state replayed: the same numbers)."""
+    encoder = model.model if isinstance(model, NativeClassifier) else model.encoder
+    if not getattr(encoder, "supports_gradient_checkpointing", False):
+        raise ModelError(f"trainer.gradient_checkpointing: {type(encoder).__name__} does not support it; "
+                         "set trainer.gradient_checkpointing=false")
+    if hasattr(encoder, "activation_checkpointing_enable"):  # its name since transformers 5.x
+        encoder.activation_checkpointing_enable()  # non-reentrant by default
+    else:
+        encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def cls_is_last(tokenizer: PreTrainedTokenizerFast) -> bool:
     """Whether the tokenizer puts its [CLS] token last (XLNet) rather than first (BERT, RoBERTa, ...)."""
     ids = tokenizer("a")["input_ids"]

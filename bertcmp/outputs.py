@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import socket
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
@@ -140,15 +141,45 @@ def remove_checkpoint(run_dir: Path) -> None:
 
 
 def write_resume_state(run_dir: Path, state: dict) -> None:
+    """The state, complete: a requeue signal, SIGTERM or Ctrl-C arriving meanwhile waits until it is written."""
     directory = run_dir / RESUME_DIR
     directory.mkdir(exist_ok=True)
     import torch
 
     # through a Python file, so that a failed write is an OSError rather than torch's own RuntimeError
-    with replacing(directory / "state.pt") as tmp, open(tmp, "wb") as f:
+    with signals_deferred(signal.SIGUSR2, signal.SIGTERM, signal.SIGINT), \
+            replacing(directory / "state.pt") as tmp, open(tmp, "wb") as f:
         torch.save(state, f)
         f.flush()
         os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def signals_deferred(*signums: int) -> Iterator[None]:
+    """Signals that arrive during the block are handled at its end, by the handlers they had before, each once.
+    Python runs signal handlers in the main thread between bytecodes, whichever thread the signal reached, so
+    swapping the handlers (not the thread's signal mask) is what holds them back."""
+    caught: list[int] = []
+    previous: dict[int, Any] = {}
+    try:
+        for signum in signums:
+            previous[signum] = signal.signal(signum, lambda number, frame: caught.append(number))
+    except ValueError:  # not the main thread: signals are not ours to hold
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        yield
+        return
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(caught):
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), signum)
 
 
 def read_resume_state(run_dir: Path) -> dict | None:

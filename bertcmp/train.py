@@ -18,7 +18,8 @@ import random
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Callable, Iterable, Iterator, Optional
+from functools import partial
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -96,6 +97,8 @@ class Progress:
     best_score: float = -math.inf  # that validation's score on the selection metric (fit's select_by)
     best_weights: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # a CPU copy
     stopped: Optional[str] = None  # why training ended early ("patience"), or None
+    pieces: int = 1            # each loaded batch is trained on in this many micro-batches (doubled on out of memory)
+    recovered: list[dict] = field(default_factory=list)  # what healed the run, in order: metrics.json's `recovered`
 
     @property
     def best_epoch(self) -> float:
@@ -103,7 +106,7 @@ class Progress:
 
     def copy(self) -> "Progress":
         """A copy that later steps leave alone (the weights are replaced, never changed in place)."""
-        return replace(self, history=list(self.history))
+        return replace(self, history=list(self.history), recovered=list(self.recovered))
 
 
 @dataclass
@@ -224,13 +227,56 @@ def read_back(*tensors: torch.Tensor) -> list[np.ndarray]:
 @torch.no_grad()  # on a generator, torch turns gradients off around each step of it
 def _forward(model: nn.Module, loader: DataLoader, device: torch.device, dtype: Optional[torch.dtype],
              desc: str) -> Iterator[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]]:
-    """Each batch as the loader gave it (on the CPU), on the device, and its fp32 logits; the model in eval mode."""
+    """Each batch as the loader gave it (on the CPU), on the device, and its fp32 logits; the model in eval mode.
+    A batch that runs out of memory is cut in halves, and the pass goes on in pieces of that size."""
     model.eval()
+    parts = 1
     for host in _progress(loader, desc):
-        batch = _to(host, device)
-        with _autocast(device, dtype):
-            logits = model(**_inputs(batch))
-        yield host, batch, logits.float()
+        while True:
+            try:
+                done = []
+                for piece in split_batch(host, parts):
+                    batch = _to(piece, device)
+                    with _autocast(device, dtype):
+                        done.append((piece, batch, model(**_inputs(batch)).float()))
+                break
+            except torch.OutOfMemoryError:
+                done = []  # the failed pass's tensors go with the exception, before the cache is emptied
+            parts = _halved(parts, host, device, "evaluation batch")
+            log.warning("out of memory in %s: going on in batches of %d", desc, _rows(host, parts))
+        yield from done
+
+
+def split_batch(batch: dict[str, torch.Tensor], parts: int) -> list[dict[str, torch.Tensor]]:
+    """The batch cut into `parts` consecutive pieces of rows (fewer, where it holds fewer rows)."""
+    if parts == 1:
+        return [batch]
+    size = _rows(batch, parts)
+    return [{k: v[i:i + size] for k, v in batch.items()} for i in range(0, len(batch["labels"]), size)]
+
+
+def _rows(batch: dict[str, torch.Tensor], parts: int) -> int:
+    return math.ceil(len(batch["labels"]) / parts)
+
+
+def _halved(parts: int, batch: dict[str, torch.Tensor], device: torch.device, what: str) -> int:
+    """Twice the pieces, once the memory the failed attempt held is given back; at one example per piece there
+    is nothing left to halve."""
+    if _rows(batch, parts) == 1:
+        raise TrainingError(f"out of memory with one example of {batch['input_ids'].shape[1]} tokens per {what}: "
+                            "lower data.max_length, set trainer.gradient_checkpointing=true, or use a GPU with "
+                            "more memory")
+    free_memory(device)
+    return parts * 2
+
+
+def free_memory(device: torch.device) -> None:
+    """Give the caching allocator's free blocks back (after an out-of-memory error, before trying smaller)."""
+    import gc
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def _in_item_order(items: list[torch.Tensor], *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -276,11 +322,58 @@ def _inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v for k, v in batch.items() if k not in ("labels", "item")}
 
 
+class NonFiniteLoss(TrainingError):
+    """The training loss became NaN or infinite at `step`."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
+
+
 def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cfg: DictConfig,
         device: torch.device, dtype: Optional[torch.dtype] = None, on_step: Optional[StepHook] = None,
         on_validation: Optional[Callable[[list[ValidationRecord]], None]] = None,
         save_state: Optional[Callable[[TrainingState], None]] = None,
         resume: Optional[TrainingState] = None, select_by: str = "accuracy") -> Progress:
+    """Train as `_fit` does; under bf16 or fp16 with trainer.on_nonfinite=retry_fp32, a loss that turns NaN or
+    infinite sends training back to the last validation's state (or its start), to go on from there in fp32,
+    once; Progress.recovered says so."""
+    train = partial(_fit, model, train_loader, valid_loader, cfg, device, on_step=on_step,
+                    on_validation=on_validation, select_by=select_by)
+    if dtype is None or str(cfg.on_nonfinite) != "retry_fp32":
+        return train(dtype, save_state=save_state, resume=resume)
+    kept = [resume]  # the state to go back to: the latest validation's, else where this training started
+
+    def keep(state: TrainingState) -> None:
+        kept[0] = state
+        if save_state:
+            save_state(state)
+
+    start = None if resume else (_snapshot(model.state_dict()), {**_rng_states(device),
+                                                                 "loader": _loader_state(train_loader)})
+    try:
+        return train(dtype, save_state=keep, resume=resume)
+    except NonFiniteLoss as err:
+        back = kept[0]
+        record = {"what": "non-finite loss", "step": err.step, "precision": "fp32",
+                  "from_step": back.progress.step if back else 0, "was": str(dtype).removeprefix("torch.")}
+        log.warning("the training loss became NaN or infinite at step %d under %s: going on in fp32 from step %d "
+                    "(trainer.on_nonfinite=retry_fp32)", err.step, record["was"], record["from_step"])
+    if back is None:
+        model.load_state_dict(start[0])
+        _set_rng_states(start[1], train_loader, device)
+        return train(None, save_state=save_state, recovered=[record])
+    back = replace(back, progress=back.progress.copy())
+    back.progress.recovered.append(record)
+    return train(None, save_state=save_state, resume=back)
+
+
+def _fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cfg: DictConfig,
+         device: torch.device, dtype: Optional[torch.dtype] = None, on_step: Optional[StepHook] = None,
+         on_validation: Optional[Callable[[list[ValidationRecord]], None]] = None,
+         save_state: Optional[Callable[[TrainingState], None]] = None,
+         resume: Optional[TrainingState] = None, select_by: str = "accuracy",
+         recovered: Sequence[dict] = ()) -> Progress:
     """Train for cfg.epochs under autocast to `dtype` (None: fp32), validating after every epoch or every
     cfg.eval_every optimizer steps; keep the weights of the best validation by `select_by` (accuracy, f1, macro_f1
     or mcc), and stop early after cfg.patience validations without a better one. After every validation `on_validation` gets the history so
@@ -293,7 +386,7 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
     optimizer = make_optimizer(model, cfg, device)
     scheduler = make_scheduler(optimizer, cfg, total_steps=cfg.epochs * optimizer_steps(len(train_loader), cfg))
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    progress = Progress()
+    progress = Progress(recovered=list(recovered))
     if resume:
         model.load_state_dict(resume.model)
         optimizer.load_state_dict(resume.optimizer)
@@ -304,6 +397,7 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
     if cfg.compile:  # in place: the state dict keeps its keys; compiled once, reused by every epoch
         model.compile(dynamic=None)
     log_every = cfg.log_every or (1 if device.type == "cpu" else 50)  # a read costs the CPU nothing
+    heal = str(cfg.on_oom) == "halve"
     since = _Since(device)  # what the next validation record counts: the steps since the previous one
     while progress.epoch <= cfg.epochs and not progress.stopped:
         epoch = progress.epoch
@@ -313,23 +407,23 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
         for _ in range(progress.batches_done):  # resuming mid-epoch: the batches already trained on
             next(batches)
         for window in _windows(batches, cfg.grad_accum_steps):
-            # one optimizer step over the union of the window's micro-batches: each micro-batch's mean loss is
-            # weighted by its share of the window's examples (a shorter last window by its own size)
-            window_examples = sum(len(batch["labels"]) for batch in window)
-            window_loss = torch.zeros((), dtype=torch.float64, device=device)  # read back every log_every steps
             optimizer.zero_grad(set_to_none=True)
-            for batch in window:
-                since.tokens += int(batch["attention_mask"].numpy().sum())  # still on the CPU: no wait
-                since.padded += batch["input_ids"].numel()
-                batch = _to(batch, device)
-                n = len(batch["labels"])
-                with _autocast(device, dtype):
-                    logits = model(**_inputs(batch))
-                loss = F.cross_entropy(logits.float(), batch["labels"]) * (n / window_examples)
-                scaler.scale(loss).backward()
-                window_loss += loss.detach().double()
-                since.correct += (logits.argmax(-1) == batch["labels"]).sum()
-                since.examples += n
+            dropout_state = _dropout_rng(device) if heal else None
+            while True:
+                try:
+                    done = _train_window(model, window, progress.pieces, device, dtype, scaler)
+                    break
+                except torch.OutOfMemoryError:
+                    if not heal:
+                        raise TrainingError(_oom_message(window, progress, epoch)) from None
+                optimizer.zero_grad(set_to_none=True)  # outside `except`: the failed step's tensors are gone
+                progress.pieces = _halved(progress.pieces, window[0], device, "micro-batch")
+                _set_dropout_rng(dropout_state, device)  # the step again as it would have run at that size
+                _record_oom(progress, window, cfg, epoch)
+            window_loss, window_examples = done.loss, done.examples
+            since.tokens, since.padded = since.tokens + done.tokens, since.padded + done.padded
+            since.correct += done.correct
+            since.examples += done.examples
             if cfg.max_grad_norm:
                 scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -372,6 +466,65 @@ def fit(model: nn.Module, train_loader: DataLoader, valid_loader: DataLoader, cf
 
 
 @dataclass
+class _Window:
+    """What one optimizer step's micro-batches gave: the loss (a device scalar), the correct count, the counts."""
+    loss: torch.Tensor
+    correct: torch.Tensor
+    examples: int
+    tokens: int
+    padded: int
+
+
+def _train_window(model: nn.Module, window: list[dict], pieces: int, device: torch.device,
+                  dtype: Optional[torch.dtype], scaler: torch.amp.GradScaler) -> _Window:
+    """Forward and backward over the window's batches, each in `pieces` micro-batches: the gradients of one
+    optimizer step over their union. Each micro-batch's mean loss is weighted by its share of the window's
+    examples (a shorter last window by its own size), so any cut gives the same step."""
+    examples = sum(len(batch["labels"]) for batch in window)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)  # read back every log_every steps
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    tokens = padded = 0
+    for loaded in window:
+        for host in split_batch(loaded, pieces):
+            tokens += int(host["attention_mask"].numpy().sum())  # still on the CPU: no wait
+            padded += host["input_ids"].numel()
+            batch = _to(host, device)
+            with _autocast(device, dtype):
+                logits = model(**_inputs(batch))
+            loss = F.cross_entropy(logits.float(), batch["labels"]) * (len(batch["labels"]) / examples)
+            scaler.scale(loss).backward()
+            loss_sum += loss.detach().double()
+            correct += (logits.argmax(-1) == batch["labels"]).sum()
+    return _Window(loss_sum, correct, examples, tokens, padded)
+
+
+def _oom_message(window: list[dict], progress: Progress, epoch: int) -> str:
+    batch = window[0]
+    return (f"out of memory at epoch {epoch}, step {progress.step + 1}, training micro-batches of "
+            f"{_rows(batch, progress.pieces)} examples of {batch['input_ids'].shape[1]} tokens; trainer.on_oom=halve "
+            "would halve them and double the accumulation (the same effective batch)")
+
+
+def _record_oom(progress: Progress, window: list[dict], cfg: DictConfig, epoch: int) -> None:
+    micro_batch, accumulation = _rows(window[0], progress.pieces), cfg.grad_accum_steps * progress.pieces
+    progress.recovered.append({"what": "out of memory", "epoch": epoch, "step": progress.step + 1,
+                               "micro_batch": micro_batch, "grad_accum_steps": accumulation})
+    log.warning("out of memory at step %d: micro-batch halved to %d examples, accumulation doubled to %d steps "
+                "(the same effective batch; trainer.on_oom=halve)", progress.step + 1, micro_batch, accumulation)
+
+
+def _dropout_rng(device: torch.device) -> tuple:
+    """The generators dropout draws from, before a step that may have to be run again."""
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def _set_dropout_rng(state: tuple, device: torch.device) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
+
+
+@dataclass
 class _Since:
     """Training counted since the previous validation. The loss and the correct count are sums on the device,
     read back only at a validation; each step's loss waits in `unread` until the next read-back."""
@@ -399,9 +552,9 @@ def _read_steps(since: _Since, on_step: Optional[StepHook], cfg: DictConfig, epo
     bad = np.flatnonzero(~np.isfinite(losses))
     if len(bad):
         steps = f"steps {since.unread[0][0]}-{since.unread[-1][0]}" if len(since.unread) > 1 else "that step"
-        raise TrainingError(f"the training loss became {losses[bad[0]]} at epoch {epoch}, step "
+        raise NonFiniteLoss(f"the training loss became {losses[bad[0]]} at epoch {epoch}, step "
                             f"{since.unread[bad[0]][0]} (read back with {steps}); lower trainer.lr "
-                            f"(now {cfg.lr:g}) or use trainer.precision=fp32")
+                            f"(now {cfg.lr:g}) or use trainer.precision=fp32", step=since.unread[bad[0]][0])
     if on_step:
         for (step, lr, _), loss in zip(since.unread, losses):
             on_step(step, float(loss), lr)

@@ -92,6 +92,8 @@ def test_config_mistakes_fail_while_composing(args, message):
     (["experiment=smoke", "data.truncation=head_tail", "data.head_tokens=128"],  # 64 tokens, 2 of them special
      "data.head_tokens=128 must be from 1 to 61: data.truncation=head_tail keeps it from the start"),
     (["experiment=smoke", "data.test_split=train"], "data.test_split='train' must name the source's split that"),
+    (["experiment=smoke", "trainer.gradient_checkpointing=sometimes"],
+     "trainer.gradient_checkpointing='sometimes' must be true, false or auto (on from 2,048 tokens)"),
     (["experiment=smoke", "data=topics", "data.metric=f1"],
      "data.metric=f1 is the positive class's F1 of two-class tasks, and this task has 4 classes; use "
      "data.metric=macro_f1"),
@@ -527,3 +529,61 @@ def test_the_tasks_metric_picks_the_best_validation_and_is_recorded(tmp_path):
     best = max(range(len(history)), key=lambda i: (history[i]["valid_mcc"], -i))  # the earliest on ties
     assert metrics["metric"] == "mcc" and metrics["best_epoch"] == history[best]["epoch"]
     assert returned == metrics["valid"]["mcc"] == history[best]["valid_mcc"]
+
+
+def test_gradient_checkpointing_is_on_when_asked_and_recorded(tmp_path, caplog):
+    from types import SimpleNamespace
+
+    from bertcmp.app import gradient_checkpointing
+
+    cfg, job = new_job(tmp_path, *TINY, "trainer.gradient_checkpointing=true")
+    with caplog.at_level(logging.INFO):
+        run_job(cfg, job)
+    assert recorded(job)["train"]["gradient_checkpointing"] is True and "gradient checkpointing" in caplog.text
+    auto = make_cfg(*TINY, "trainer.gradient_checkpointing=auto")
+    assert not gradient_checkpointing(auto, SimpleNamespace(max_length=2047))
+    assert gradient_checkpointing(auto, SimpleNamespace(max_length=2048))  # e.g. ModernBERT at 8,192
+
+
+def test_a_run_healed_from_out_of_memory_records_it_and_the_comparison_marks_it(tmp_path, monkeypatch, capsys,
+                                                                                caplog):
+    """A GPU that holds 16 examples at a time and a batch of 32: the run heals at its first step, completes,
+    and says so in metrics.json, its log and the comparison."""
+    import torch
+
+    from bertcmp import app
+    from bertcmp.compare import main as compare
+
+    built = app.build_classifier
+
+    def sixteen_at_most(*args, **kwargs):
+        model = built(*args, **kwargs)
+        forward = model.forward
+
+        def limited(input_ids, attention_mask=None, token_type_ids=None):
+            if model.training and len(input_ids) > 16:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB (injected)")
+            return forward(input_ids, attention_mask, token_type_ids)
+
+        model.forward = limited
+        return model
+
+    (tmp_path / "healed").mkdir()
+    (tmp_path / "plain").mkdir()
+    healed_cfg, healed = new_job(tmp_path / "healed", *TINY)
+    monkeypatch.setattr(app, "build_classifier", sixteen_at_most)
+    run_job(healed_cfg, healed)
+    monkeypatch.setattr(app, "build_classifier", built)
+    plain_cfg, plain = new_job(tmp_path / "plain", *TINY, "model=modernbert")
+    run_job(plain_cfg, plain)
+    metrics = recorded(healed)
+    assert metrics["status"] == "completed" and recorded(plain)["recovered"] == []
+    assert metrics["recovered"] == [{"what": "out of memory", "epoch": 1, "step": 1, "micro_batch": 16,
+                                     "grad_accum_steps": 2}]
+    assert "out of memory at step 1: micro-batch halved to 16 examples, accumulation doubled to 2" in caplog.text
+    capsys.readouterr()
+    assert compare([str(tmp_path / "healed" / "run"), str(tmp_path / "plain" / "run"), "--out",
+                    str(tmp_path / "cmp")]) == 0
+    printed = capsys.readouterr().out
+    assert "(healed: 1)" in printed
+    assert "note: healed run run: out of memory at step 1: micro-batch 16 x 2 accumulation" in printed

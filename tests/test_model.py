@@ -294,3 +294,34 @@ def test_no_mask_for_a_batch_without_padding_gives_the_same_logits(reviews, fami
         ids = torch.randint(5, 200, (3, 12))
         with torch.no_grad():
             assert torch.equal(model(ids, torch.ones_like(ids)), model(ids))
+
+
+@pytest.mark.parametrize("family", ["bert", "modernbert"])
+@pytest.mark.parametrize("head", ["shared", "native"])
+def test_gradient_checkpointing_keeps_the_numbers(reviews, family, head):
+    """transformers' own checkpointing, dropout replayed: the same loss and gradients, in training mode."""
+    from bertcmp.model import enable_gradient_checkpointing
+
+    cfg = model_cfg(name=family, pretrained=None, head=head)
+    tok = make_tokenizer(cfg, reviews["text"])
+    batch = tok(reviews["text"][:4], padding=True, truncation=True, max_length=64, return_tensors="pt")
+
+    def loss_and_grads(checkpointing: bool):
+        torch.manual_seed(0)
+        model = build_classifier(cfg, tok, TWO)
+        if checkpointing:
+            enable_gradient_checkpointing(model)
+        model.train()
+        torch.manual_seed(1)
+        loss = model(batch["input_ids"], batch["attention_mask"]).logsumexp(-1).mean()
+        loss.backward()
+        encoder = model.model if head == "native" else model.encoder
+        return loss, {n: p.grad for n, p in model.named_parameters() if p.grad is not None}, encoder
+
+    plain_loss, plain, _ = loss_and_grads(False)
+    loss, grads, encoder = loss_and_grads(True)
+    assert getattr(encoder, "is_activation_checkpointing", None) or encoder.is_gradient_checkpointing
+    torch.testing.assert_close(loss, plain_loss)
+    assert grads.keys() == plain.keys()
+    for name in plain:
+        torch.testing.assert_close(grads[name], plain[name])

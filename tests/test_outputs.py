@@ -1,6 +1,7 @@
 """Run files are written whole or not at all, and predictions line up by item."""
 
 import json
+import os
 
 import numpy as np
 import torch
@@ -83,3 +84,31 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
         write_json(tmp_path / "metrics.json", {"status": "completed"})
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"status": "running"}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_a_signal_during_a_resume_state_write_waits_until_it_is_written(tmp_path, monkeypatch):
+    """SLURM's requeue signal (USR2) or SIGTERM in the middle of torch.save: the state is written whole first,
+    then the signal's own handler runs, once."""
+    import signal
+
+    import torch
+
+    from bertcmp import outputs
+
+    handled = []
+    previous = signal.signal(signal.SIGUSR2, lambda signum, frame: handled.append(signum))
+    saving = torch.save
+
+    def save_with_a_signal_in_the_middle(state, f):
+        os.kill(os.getpid(), signal.SIGUSR2)
+        os.kill(os.getpid(), signal.SIGUSR2)  # twice: handled once, as a pending signal would be
+        assert handled == []  # not yet: the write goes on
+        saving(state, f)
+
+    monkeypatch.setattr(torch, "save", save_with_a_signal_in_the_middle)
+    try:
+        outputs.write_resume_state(tmp_path, {"w": torch.ones(3)})
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert handled == [signal.SIGUSR2]
+    assert torch.equal(outputs.read_resume_state(tmp_path)["w"], torch.ones(3))

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -278,14 +279,51 @@ def test_run_order_does_not_change_the_numbers_in_reused_joblib_workers(tmp_path
         assert len(runs) == 2 and runs[0] == runs[1], model
 
 
+def holder_of(run: Path) -> Optional[int]:
+    """The process that holds the run's directory (its .lock open), by /proc."""
+    lock = str(run / ".lock")
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and any(os.readlink(fd) == lock for fd in (proc / "fd").iterdir()):
+                return int(proc.name)
+        except OSError:  # gone, or not ours to read
+            continue
+    return None
+
+
 @pytest.mark.slow
-def test_submitit_local_sweep(tmp_path):
-    """The code path of hydra/launcher=slurm, run by submitit on this machine."""
-    result = run_cli("-m", *TINY, "model=bert,modernbert", "hydra/launcher=submitit_local", "logger.mode=disabled",
-                     f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    runs = run_dirs(tmp_path / "sweep")
-    assert len(runs) == 2 and all(metrics(r)["status"] == "completed" for r in runs)
+def test_submitit_local_sweep_requeued_runs_resume_to_the_numbers_of_an_uninterrupted_run(tmp_path):
+    """The code path of hydra/launcher=slurm, run by submitit on this machine. Each job gets submitit's preemption
+    / time-limit signal (USR2) after its first validation: submitit requeues it, the run records that, and the
+    requeued job resumes and ends with the numbers of a run never stopped."""
+    args = [*TINY, "trainer.epochs=4", "logger.mode=disabled"]
+    sweep = tmp_path / "sweep"
+    process = start_cli("-m", *args, "model=bert,modernbert", "hydra/launcher=submitit_local",
+                        f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    signalled: set[Path] = set()
+    deadline = time.time() + 600
+    while len(signalled) < 2 and process.poll() is None and time.time() < deadline:
+        for run in (p for p in sweep.glob("*_*") if p.is_dir() and p not in signalled):
+            if (run / "resume" / "state.pt").is_file() and (pid := holder_of(run)):
+                os.kill(pid, signal.SIGUSR2)  # what SLURM sends signal_delay_s before the time limit
+                signalled.add(run)
+        time.sleep(0.05)
+    output = process.communicate(timeout=600)[0]
+    assert process.returncode == 0 and len(signalled) == 2, output
+    runs = run_dirs(sweep)
+    assert [(metrics(r)["status"], metrics(r)["requeues"]) for r in runs] == [("completed", 1)] * 2
+    logs = "".join((r / "bertcmp.log").read_text() for r in runs)
+    assert logs.count("requeued (1 time(s)): the requeued job resumes") == 2
+    assert logs.count("the cluster requeued this run (1 time(s) so far): resuming it") == 2
+    assert "stopped without recording why" not in logs
+
+    whole = tmp_path / "whole"
+    reference = run_cli(*args, "model=bert", f"hydra.run.dir={whole}", cwd=tmp_path)
+    assert reference.returncode == 0, reference.stdout + reference.stderr
+    bert = next(r for r in runs if "model=bert," in r.name or r.name.endswith("model=bert"))
+    a, b = metrics(whole), metrics(bert)
+    assert (a["valid"], a["test"], a["best_epoch"]) == (b["valid"], b["test"], b["best_epoch"])
+    assert (whole / "test_predictions.csv").read_bytes() == (bert / "test_predictions.csv").read_bytes()
 
 
 TURN_HOLDER = """

@@ -1,6 +1,7 @@
 """The training loop on a toy model and toy batches: it needs no encoder and no data set of ours."""
 
 import io
+import logging
 import math
 
 import numpy as np
@@ -347,3 +348,139 @@ def test_the_best_validation_is_picked_by_the_chosen_metric(select_by):
                    torch.device("cpu"), select_by=select_by)
     scores = [getattr(r, f"valid_{select_by}") for r in progress.history]
     assert progress.best_index == scores.index(max(scores)) and progress.best_score == max(scores)
+
+
+# ---------------------------------------------------------------------------------------------- healing
+
+
+class RunsOutOfMemory(nn.Module):
+    """GPU memory as a limit on rows: from its `after`-th training forward on, a batch of more than `limit` rows
+    raises CUDA's out-of-memory error (as a real GPU would); `eval_limit` the same for evaluation."""
+
+    def __init__(self, model: nn.Module, limit: int, after: int = 0, eval_limit: int = 10**9):
+        super().__init__()
+        self.model, self.limit, self.after, self.eval_limit, self.calls = model, limit, after, eval_limit, 0
+
+    def forward(self, input_ids, attention_mask=None):
+        if self.training:
+            self.calls += 1
+        limit = self.limit if self.training and self.calls > self.after else self.eval_limit
+        if len(input_ids) > limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected)")
+        return self.model(input_ids, attention_mask)
+
+
+class DroppingBag(BagOfTokens):
+    """BagOfTokens with dropout: a step run again must draw the same masks."""
+
+    def __init__(self):
+        super().__init__()
+        self.drop = nn.Dropout(0.3)
+
+    def forward(self, input_ids, attention_mask=None):
+        return self.out(self.drop(self.embed(input_ids)))
+
+
+def test_out_of_memory_halves_the_micro_batch_and_ends_as_an_unhealed_run_at_half_size():
+    """Out of memory at the first step: the same steps in micro-batches of 8 x 2, dropout masks included, give
+    exactly the weights of a run configured with batches of 8 and trainer.grad_accum_steps=2."""
+    torch.manual_seed(3)
+    healed = RunsOutOfMemory(DroppingBag(), limit=8)
+    progress = fit(healed, toy_batches(128, 0, batch_size=16), toy_batches(64, 1), trainer_cfg(epochs=2),
+                   torch.device("cpu"))
+    torch.manual_seed(3)
+    plain = DroppingBag()
+    reference = fit(plain, toy_batches(128, 0, batch_size=8), toy_batches(64, 1),
+                    trainer_cfg(epochs=2, grad_accum_steps=2), torch.device("cpu"))
+    assert progress.recovered == [{"what": "out of memory", "epoch": 1, "step": 1, "micro_batch": 8,
+                                   "grad_accum_steps": 2}]
+    assert all(torch.equal(healed.model.state_dict()[k], v) for k, v in plain.state_dict().items())
+    assert [r.train_loss for r in progress.history] == [r.train_loss for r in reference.history]
+
+
+def test_out_of_memory_mid_run_keeps_the_trajectory_to_float_tolerance(caplog):
+    torch.manual_seed(4)
+    healed = RunsOutOfMemory(BagOfTokens(), limit=4, after=5)  # steps 1-5 at 16, then 8, then 4
+    with caplog.at_level(logging.WARNING, logger="bertcmp.train"):
+        progress = fit(healed, toy_batches(128, 0), toy_batches(64, 1), trainer_cfg(epochs=2), torch.device("cpu"))
+    torch.manual_seed(4)
+    plain = BagOfTokens()
+    fit(plain, toy_batches(128, 0), toy_batches(64, 1), trainer_cfg(epochs=2), torch.device("cpu"))
+    assert [(r["step"], r["micro_batch"], r["grad_accum_steps"]) for r in progress.recovered] == [(6, 8, 2),
+                                                                                                (6, 4, 4)]
+    assert "out of memory at step 6: micro-batch halved to 8 examples, accumulation doubled to 2" in caplog.text
+    for k, v in plain.state_dict().items():
+        torch.testing.assert_close(healed.model.state_dict()[k], v)
+
+
+def test_evaluation_halves_its_own_batch():
+    torch.manual_seed(0)
+    model = BagOfTokens()
+    whole = evaluate(model, toy_batches(64, 1, batch_size=32), torch.device("cpu"))
+    halved = evaluate(RunsOutOfMemory(model, limit=0, eval_limit=8), toy_batches(64, 1, batch_size=32),
+                      torch.device("cpu"))
+    assert np.array_equal(whole.preds, halved.preds) and halved.loss == pytest.approx(whole.loss)
+
+
+def test_out_of_memory_at_one_example_says_what_would_help():
+    with pytest.raises(TrainingError, match=r"out of memory with one example of 6 tokens per micro-batch: lower "
+                                            r"data.max_length, set trainer.gradient_checkpointing=true"):
+        fit(RunsOutOfMemory(BagOfTokens(), limit=0), toy_batches(64, 0), toy_batches(32, 1), trainer_cfg(),
+            torch.device("cpu"))
+
+
+def test_on_oom_fail_fails_naming_the_step():
+    with pytest.raises(TrainingError, match=r"out of memory at epoch 1, step 3, training micro-batches of 16 "
+                                            r"examples of 6 tokens; trainer.on_oom=halve would halve them"):
+        fit(RunsOutOfMemory(BagOfTokens(), limit=8, after=2), toy_batches(64, 0), toy_batches(32, 1),
+            trainer_cfg(on_oom="fail"), torch.device("cpu"))
+
+
+class TurnsNonFinite(nn.Module):
+    """Logits of NaN at its `at`-th training forward when run under reduced-precision autocast (`always`: from
+    then on, in fp32 too); records whether each training forward ran under autocast."""
+
+    def __init__(self, model: nn.Module, at: int, always: bool = False):
+        super().__init__()
+        self.model, self.at, self.always, self.calls, self.autocast = model, at, always, 0, []
+
+    def forward(self, input_ids, attention_mask=None):
+        logits = self.model(input_ids, attention_mask)
+        if not self.training:
+            return logits
+        self.calls += 1
+        reduced = torch.is_autocast_enabled("cpu")
+        self.autocast.append(reduced)
+        bad = self.calls >= self.at if self.always else self.calls == self.at and reduced
+        return logits * float("nan") if bad else logits
+
+
+def test_a_nan_loss_under_bf16_goes_back_to_the_last_validation_and_on_in_fp32(caplog):
+    model = TurnsNonFinite(BagOfTokens(), at=6)  # 4 steps an epoch: step 6 is in epoch 2
+    saved: list = []
+    with caplog.at_level(logging.WARNING, logger="bertcmp.train"):
+        progress = fit(model, toy_batches(64, 0), toy_batches(32, 1), trainer_cfg(epochs=3), torch.device("cpu"),
+                       dtype=torch.bfloat16, save_state=saved.append)
+    assert progress.recovered == [{"what": "non-finite loss", "step": 6, "precision": "fp32", "from_step": 4,
+                                   "was": "bfloat16"}]
+    assert [r.epoch for r in progress.history] == [1, 2, 3] and all(math.isfinite(r.train_loss)
+                                                                   for r in progress.history)
+    assert model.autocast[:6] == [True] * 6 and not any(model.autocast[6:])  # fp32 from step 5 again
+    assert len(model.autocast) == 6 + 8  # epochs 2 and 3 trained again from the state after epoch 1
+    assert "going on in fp32 from step 4" in caplog.text and saved[-1].progress.recovered == progress.recovered
+
+
+def test_a_nan_loss_before_any_validation_starts_over_in_fp32():
+    model = TurnsNonFinite(BagOfTokens(), at=2)
+    progress = fit(model, toy_batches(64, 0), toy_batches(32, 1), trainer_cfg(epochs=1), torch.device("cpu"),
+                   dtype=torch.bfloat16)
+    assert progress.recovered[0]["from_step"] == 0 and progress.step == 4 and model.autocast == [True, True] + \
+        [False] * 4
+
+
+@pytest.mark.parametrize("change", [dict(on_nonfinite="fail"), dict()])
+def test_a_nan_loss_fails_when_not_healed_or_healed_once_already(change):
+    model = TurnsNonFinite(BagOfTokens(), at=2, always=not change)  # fp32 does not help: NaN again
+    with pytest.raises(TrainingError, match=r"loss became nan at epoch 1, step \d"):
+        fit(model, toy_batches(64, 0), toy_batches(32, 1), trainer_cfg(epochs=1, **change), torch.device("cpu"),
+            dtype=torch.bfloat16)

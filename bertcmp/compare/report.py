@@ -111,6 +111,20 @@ def task_metric(runs: Sequence[Run]) -> str:
     return f"test.{recorded.pop()}" if len(recorded) == 1 else "test.accuracy"
 
 
+def healed_note(run: Run) -> str:
+    """What healed a run, in words: it computed what it was asked to (out of memory: the same steps in smaller
+    micro-batches), or says how it differs (fp32 from a step on)."""
+    said = []
+    for r in run.metrics["recovered"]:
+        if r.get("what") == "out of memory":
+            said.append(f"out of memory at step {r.get('step')}: micro-batch {r.get('micro_batch')} x "
+                        f"{r.get('grad_accum_steps')} accumulation, the same effective batch")
+        elif r.get("what") == "non-finite loss":
+            said.append(f"a NaN loss at step {r.get('step')} under {r.get('was')}: {r.get('precision')} from "
+                        f"step {r.get('from_step')} on")
+    return f"healed run {run.dir.name}: " + "; ".join(said or ["(see its metrics.json, recovered)"])
+
+
 def compare_task(name: str, key: dict, runs: list[Run], encoders: dict[str, str], metric: str,
                  margin: float) -> TaskReport:
     shared = shared_overrides(runs)
@@ -119,6 +133,7 @@ def compare_task(name: str, key: dict, runs: list[Run], encoders: dict[str, str]
     task = TaskReport(name=name, key=key, metric=metric, runs=runs, rows=rows, shared=shared, ranking=ranking,
                       head_to_heads=head_to_heads(runs, rows, ranking, metric, margin), budget={},
                       budget_with_replacement={}, budget_sentences=[], notes=[])
+    task.notes += [healed_note(run) for run in runs if run.metrics.get("recovered")]
     if len(ranking) < 2:
         task.notes.append(f"no head-to-head on {name}: only {ranking[0].encoder} ran it; it needs completed runs of "
                           "at least two encoders")

@@ -61,6 +61,7 @@ def summarise(runs: Sequence[Run], metric: str, task: str, encoders: dict[str, s
         row["metric_mean"], row["metric_std"] = _mean_std([r.value(metric) for r in members])
         row[metric], row[metric + "_std"] = row["metric_mean"], row["metric_std"]  # test.f1 too: a column of its own
         row["selection"], row["selection_std"] = _mean_std([valid_score(r, metric) for r in members])
+        row["healed"] = sum(bool(r.metrics.get("recovered")) for r in members)  # marked in the table
         rows.append(row)
     labels = defaultdict(int)
     for row in rows:
@@ -80,6 +81,8 @@ def _mean_std(values: Sequence[Optional[float]]) -> tuple[float, float]:
 
 def _cell(row: dict, key: str, fmt: str) -> str:
     value = row[key]
+    if key == "configuration" and row.get("healed"):
+        return f"{value} (healed: {row['healed']})"
     if fmt == "pm":
         return f"{value:.4f} ± {row[key + '_std']:.4f}" if row["runs"] > 1 else f"{value:.4f}"
     return fmt.format(value)
