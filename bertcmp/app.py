@@ -20,6 +20,7 @@ import signal
 import sys
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
@@ -32,6 +33,7 @@ import datasets
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.plugins import Plugins
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -51,10 +53,17 @@ from bertcmp.runs import computation_key
 from bertcmp.sweep import CpuTurns, TakingTurns, cpu_cores, cpu_threads_per_job, launcher_parallelism
 from bertcmp.tracking import Choice, Tracker, choose_mode, start_run, sweep_group
 from bertcmp.train import Evaluation, Progress, TrainingState, ValidationRecord, evaluate, fit, resolve_precision
+from hydra_plugins.bertcmp_ray_launcher.ray_launcher import RayLauncher
 
 log = logging.getLogger("bertcmp")
 
 register_configs()
+# Hydra finds launchers by scanning the hydra_plugins namespace, which an editable install (pip install -e) hides
+# from that scan: hydra/launcher=ray's launcher is registered here
+Plugins.instance().register(RayLauncher)
+# conf/hydra/launcher/ray.yaml is named as Ray users expect; hydra-ray-launcher's own node has that name too, which
+# Hydra only warns about (the file wins, and matches that node's schema)
+warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/ray' is validated against ConfigStore schema")
 # an absolute path: found the same from a source checkout, an editable install or a wheel, whatever the cwd
 CONFIG_DIR = str(resources.files("bertcmp.conf"))
 

@@ -98,9 +98,23 @@ class TakingTurns:
 
 def launcher_parallelism(launcher: Any) -> int:
     """How many jobs the configured launcher runs at once on this machine (1 for the basic launcher)."""
-    if "joblib" in str(launcher.get("_target_", "")):
+    target = str(launcher.get("_target_", ""))
+    if "joblib" in target:
         return int(launcher.get("n_jobs", 1))
+    if "ray_launcher" in target:
+        return ray_jobs_here()
     return 1
+
+
+def ray_jobs_here() -> int:
+    """Jobs Ray may run at once on this machine: its cores over the CPUs Ray gave this job (a Ray task's own)."""
+    try:
+        import ray
+
+        given = ray.get_runtime_context().get_assigned_resources().get("CPU", 0)
+    except Exception:  # not in a Ray task, or a Ray without that call: as the basic launcher
+        return 1
+    return max(1, int(cpu_cores() // given)) if given else 1
 
 
 def summarise_sweep(found: Found) -> tuple[list[str], list[str]]:

@@ -587,3 +587,23 @@ def test_a_run_healed_from_out_of_memory_records_it_and_the_comparison_marks_it(
     printed = capsys.readouterr().out
     assert "(healed: 1)" in printed
     assert "note: healed run run: out of memory at step 1: micro-batch 16 x 2 accumulation" in printed
+
+
+def test_a_run_past_its_requeues_ends_interrupted_with_submitits_reason(tmp_path, monkeypatch, caplog):
+    """submitit's signal handler raises UncompletedJobError when the run may not be requeued again
+    (hydra.launcher.max_num_timeout): the run ends `interrupted`, saying why and how to go on."""
+    from submitit.core.utils import UncompletedJobError
+
+    from bertcmp import app
+
+    def times_out(*args, **kwargs):
+        raise UncompletedJobError("Job not requeued because: timed-out too many times.")
+
+    cfg, job = new_job(tmp_path, *TINY)
+    monkeypatch.setattr(app, "train_and_test", times_out)
+    with pytest.raises(UncompletedJobError):
+        run_job(cfg, job)
+    record = recorded(job)
+    assert record["status"] == "interrupted"
+    assert record["error"].startswith("Job not requeued because: timed-out too many times. The same command resumes")
+    assert "Raise hydra.launcher.max_num_timeout" in caplog.text
