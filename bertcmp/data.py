@@ -118,8 +118,8 @@ def _show(source: Any) -> str:
 
 def _looks_local(source: str) -> bool:
     # a Hub id is `name` or `owner/name`: a path with more slashes is local, even one not there yet
-    return (source.startswith(("/", ".", "~")) or "*" in source or source.count("/") > 1 or Path(source).suffix in FILE_BUILDERS
-            or Path(source).expanduser().exists())
+    return (source.startswith(("/", ".", "~")) or "*" in source or source.count("/") > 1
+            or Path(source).suffix in FILE_BUILDERS or Path(source).expanduser().exists())
 
 
 def _holds_data(root: Path) -> bool:

@@ -108,7 +108,9 @@ def test_local_model_and_local_data(tmp_path, tiny_modernbert_dir):
 def test_help_shows_groups_keys_and_examples(tmp_path):
     result = run_cli("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for text in ("model: auto, bert, modernbert", "data: ag_news, boolq, cola, emotion, imdb, mnli, mrpc, qnli, qqp, rotten_tomatoes, rte, sst2, synthetic, topics, yelp_polarity",
+    for text in ("model: auto, bert, modernbert",
+                 "data: ag_news, boolq, cola, emotion, imdb, mnli, mrpc, qnli, qqp, rotten_tomatoes, rte, sst2, "
+                 "synthetic, topics, yelp_polarity",
                  "experiment: batch_sweep, benchmark, benchmark_smoke, long_context, lr_sweep, modern_recipe, smoke",
                  "data=imdb,sst2,ag_news,mnli",
                  "hydra/launcher=joblib", "trainer.lr",

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 def test_the_wheel_holds_every_config_file(tmp_path):
     source = tmp_path / "source"  # a copy, so the build leaves nothing in the checkout
-    for name in ("bertcmp", "conf"):
+    for name in ("bertcmp", "conf", "hydra_plugins"):
         shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(REPO / name, source / name)
@@ -27,4 +27,5 @@ def test_the_wheel_holds_every_config_file(tmp_path):
     assert "config.yaml" in configs and "model/bert.yaml" in configs
     assert [c for c in configs if f"bertcmp/conf/{c}" not in inside] == []
     assert "bertcmp/conf/__init__.py" in inside and "bertcmp/app.py" in inside
+    assert "hydra_plugins/bertcmp_ray_launcher/ray_launcher.py" in inside  # hydra/launcher=ray; bertcmp.app imports it
     assert "bertcmp/compare/__main__.py" in inside and "bertcmp/compare/budget.py" in inside  # subpackages too
