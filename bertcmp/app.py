@@ -13,7 +13,6 @@ This is the one place that wires data, model, training and tracking.
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import resource
 import signal
@@ -52,7 +51,8 @@ from bertcmp.model import (build_classifier, count_parameters, describe_encoder,
 from bertcmp.runs import computation_key
 from bertcmp.sweep import CpuTurns, TakingTurns, cpu_cores, cpu_threads_per_job, launcher_parallelism
 from bertcmp.tracking import Choice, Tracker, choose_mode, start_run, sweep_group
-from bertcmp.train import Evaluation, Progress, TrainingState, ValidationRecord, evaluate, fit, resolve_precision
+from bertcmp.train import (Evaluation, Progress, TrainingState, ValidationRecord, evaluate, fit, free_memory,
+                           resolve_precision)
 from hydra_plugins.bertcmp_ray_launcher.ray_launcher import RayLauncher
 
 log = logging.getLogger("bertcmp")
@@ -292,9 +292,7 @@ def release_memory(device: torch.device) -> None:
     """Give back what the job held: reference cycles (a compiled module keeps one) collected, and on a GPU the
     caching allocator's blocks returned, so a reused worker does not sit on them and the next job's peak memory
     counts only its own."""
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
+    free_memory(device)
 
 
 @dataclass

@@ -11,6 +11,7 @@ and the weights of the epoch with the best validation accuracy.
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import logging
 import math
@@ -271,9 +272,8 @@ def _halved(parts: int, batch: dict[str, torch.Tensor], device: torch.device, wh
 
 
 def free_memory(device: torch.device) -> None:
-    """Give the caching allocator's free blocks back (after an out-of-memory error, before trying smaller)."""
-    import gc
-
+    """Collect reference cycles (a compiled module keeps one) and give the caching allocator's free blocks back: after
+    an out-of-memory error before trying smaller, and at the end of a job."""
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
