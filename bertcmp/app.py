@@ -43,8 +43,8 @@ from transformers.utils import logging as transformers_logging
 import bertcmp
 from bertcmp import outputs
 from bertcmp.config import CHECKPOINTING_FROM, register_configs, validate
-from bertcmp.data import Encoded, classes, column, load_splits, make_loader, tokenize_splits
-from bertcmp.devices import job_device
+from bertcmp.data import Encoded, classes, column, load_splits, make_loader, shown_texts, tokenize_splits
+from bertcmp.devices import Neighbours, device_name, job_device
 from bertcmp.errors import BertcmpError, ConfigError
 from bertcmp.model import (build_classifier, count_parameters, describe_encoder, enable_gradient_checkpointing,
                            make_tokenizer)
@@ -275,15 +275,18 @@ def train_on(cfg: DictConfig, job: Job, device: torch.device, max_length: int, t
     model = build_model(cfg, job.model, data, hardware)
     resume = load_resume(job, cfg.trainer.epochs)
     tracker = start_tracking(cfg, job, tracking, resume)
+    neighbours = Neighbours(device)  # the jobs training on this device meanwhile: are its speeds its own?
     try:
-        progress = train(cfg, job, model, data, hardware, tracker, resume)
-        metrics = score_and_save(cfg, job, model, data, hardware, progress)
+        progress = train(cfg, job, model, data, hardware, tracker, resume, neighbours)
+        metrics = score_and_save(cfg, job, model, data, hardware, progress, neighbours)
         tracker.summarise({"best_epoch": metrics["best_epoch"],
                            **{f"test/{k}": v for k, v in metrics["test"].items()},
                            "train/examples_per_s": metrics["train"]["examples_per_s"]})
     except BaseException:
         tracker.finish(exit_code=1)
         raise
+    finally:
+        neighbours.close()
     tracker.finish()
     return metrics
 
@@ -341,6 +344,7 @@ class Data:
     head_tokens: int                # data.truncation=head_tail: tokens kept from the start
     encoded: dict[str, Encoded]     # train / valid / test, tokenized
     loaders: dict[str, DataLoader]  # train / valid / test
+    test_texts: list[str]           # in encoded["test"]'s order (pairs: both texts): their starts go with the predictions
 
 
 def load_data(cfg: DictConfig, hardware: Hardware, max_length: int) -> Data:
@@ -365,7 +369,7 @@ def load_data(cfg: DictConfig, hardware: Hardware, max_length: int) -> Data:
         loaders = {name: TakingTurns(batches, hardware.turns) for name, batches in loaders.items()}
     log.info("data: %s train / %s valid / %s test examples, %d classes (%s)",
              *(len(encoded[s]) for s in ("train", "valid", "test")), len(names), ", ".join(names[:10]))
-    return Data(tokenizer, names, max_length, head_tokens, encoded, loaders)
+    return Data(tokenizer, names, max_length, head_tokens, encoded, loaders, shown_texts(splits["test"]))
 
 
 def build_model(cfg: DictConfig, family: str, data: Data, hardware: Hardware) -> nn.Module:
@@ -378,8 +382,7 @@ def build_model(cfg: DictConfig, family: str, data: Data, hardware: Hardware) ->
     log.info("model: %s (%s), %.1fM parameters, on %s, %s%s", family, cfg.model.pretrained or "from scratch",
              count_parameters(model) / 1e6, hardware.device, hardware.precision,
              ", gradient checkpointing" if checkpointing else "")
-    if hardware.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(hardware.device)
+    reset_peak_memory(hardware.device)
     return model
 
 
@@ -428,9 +431,13 @@ def start_tracking(cfg: DictConfig, job: Job, tracking: Choice, resume: Optional
 
 
 def train(cfg: DictConfig, job: Job, model: nn.Module, data: Data, hardware: Hardware, tracker: Tracker,
-          resume: Optional[Resume]) -> Progress:
+          resume: Optional[Resume], neighbours: Neighbours) -> Progress:
+    def on_step(step: int, loss: float, lr: float) -> None:
+        tracker.log_step(step, loss, lr)
+        neighbours.check()
+
     return fit(model, data.loaders["train"], data.loaders["valid"], cfg.trainer, hardware.device, hardware.dtype,
-               on_step=tracker.log_step,
+               on_step=on_step,
                on_validation=partial(report_validation, job=job, tracker=tracker, epochs=cfg.trainer.epochs),
                save_state=partial(save_resume, job=job, tracker_id=tracker.run_id),
                resume=resume.training if resume else None, select_by=str(cfg.data.metric))
@@ -455,19 +462,20 @@ def save_resume(state: TrainingState, *, job: Job, tracker_id: Optional[str]) ->
 
 
 def score_and_save(cfg: DictConfig, job: Job, model: nn.Module, data: Data, hardware: Hardware,
-                  progress: Progress) -> dict[str, Any]:
+                  progress: Progress, neighbours: Neighbours) -> dict[str, Any]:
     """Score the best epoch's weights once on test; write the predictions, the checkpoint and metrics.json."""
     model.load_state_dict(progress.best_weights)
     test = evaluate(model, data.loaders["test"], hardware.device, hardware.dtype)
+    neighbours.count()  # and after the test pass, whose speed is compared too
     outputs.write_predictions(job.dir / outputs.PREDICTIONS_FILE, data.encoded["test"].index, test.labels,
-                              test.preds, test.probs, data.classes, data.encoded["test"].n_tokens)
+                              test.preds, test.probs, data.classes, data.encoded["test"].n_tokens, data.test_texts)
     if cfg.trainer.save_checkpoint == "best":
         outputs.write_checkpoint(job.dir / outputs.CHECKPOINT_DIR, lambda d: (
             model.save(d), data.tokenizer.save_pretrained(d),
             outputs.write_json(d / outputs.CHECKPOINT_SETTINGS, inference_settings(cfg, job, data, hardware))))
     else:  # one an earlier run of this directory left would answer for this run (bertcmp.predict)
         outputs.remove_checkpoint(job.dir)
-    metrics = run_metrics(progress, test, data, cfg, count_parameters(model), hardware)
+    metrics = run_metrics(progress, test, data, cfg, count_parameters(model), hardware, neighbours.most)
     job.write_status("completed", **metrics)
     outputs.clear_resume_state(job.dir)  # only the best weights outlive the run (or none)
     return metrics
@@ -484,7 +492,7 @@ def inference_settings(cfg: DictConfig, job: Job, data: Data, hardware: Hardware
 
 
 def run_metrics(progress: Progress, test: Evaluation, data: Data, cfg: DictConfig, params: int,
-                hardware: Hardware) -> dict[str, Any]:
+                hardware: Hardware, shared_with: int = 1) -> dict[str, Any]:
     """What metrics.json records of a completed run: the best epoch's validation, the test, speed, size."""
     best = progress.history[progress.best_index]
     seconds = sum(r.train_seconds for r in progress.history)
@@ -516,13 +524,36 @@ def run_metrics(progress: Progress, test: Evaluation, data: Data, cfg: DictConfi
         "peak_memory_mb": peak_memory_mb(hardware.device),
         "device": str(hardware.device),
         "precision": hardware.precision,
+        # what the speeds were measured on: runs compare on cost only where this is the same (bertcmp.compare)
+        "hardware": hardware_record(hardware, shared_with),
         # what healed the run (out of memory: smaller micro-batches; a NaN loss: fp32 from a step), in order
         "recovered": progress.recovered,
     }
 
 
+def hardware_record(hardware: Hardware, shared_with: int) -> dict[str, Any]:
+    """The device by its own name, how many (one: a job trains on one device), the precision, and how many jobs
+    trained on it at once, this one included; on the CPU also the threads the job used."""
+    record = {"device_name": device_name(hardware.device), "device_count": 1, "precision": hardware.precision,
+              "shared_with": shared_with}
+    if hardware.device.type == "cpu":
+        record["threads"] = torch.get_num_threads()
+    return record
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Count the peak from here: the model built, before training. On the CPU the process's peak resident memory
+    is reset too (Linux), or a job would inherit the peak of an earlier job run by the same process."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets the process's peak resident set size (Linux 4.0 and later)
+
+
 def peak_memory_mb(device: torch.device) -> float:
-    """Peak GPU memory allocated on a GPU; on the CPU, the peak resident memory of this process."""
+    """Peak GPU memory allocated on a GPU; on the CPU, the peak resident memory of this process since
+    reset_peak_memory."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB

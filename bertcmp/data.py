@@ -106,6 +106,16 @@ def column(ds: Dataset, name: str) -> list:
     return ds.with_format("arrow")[:][name].to_pylist()
 
 
+def shown_texts(ds: Dataset, first_of_pair: int = 60) -> list[str]:
+    """Each item's text as a person reads it; a pair's two texts joined by " ‖ ", the first cut to `first_of_pair`
+    characters so that the start of the second still shows in a short excerpt."""
+    texts = column(ds, "text")
+    if "text_pair" not in ds.column_names:
+        return texts
+    cut = lambda text: text if len(text) <= first_of_pair else text[:first_of_pair - 1] + "…"  # noqa: E731
+    return [f"{cut(a)} ‖ {b}" for a, b in zip(texts, column(ds, "text_pair"))]
+
+
 def as_texts(values: Sequence[Any]) -> list[Optional[str]]:
     """A text column's values as text: a number stays the text it is written as (5, not "5" or a missing text);
     a missing cell stays None."""

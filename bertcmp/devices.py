@@ -5,13 +5,19 @@ jobs on one GPU while another sits idle. So each job leases a GPU instead: a loc
 (trainer.jobs_per_gpu slots per GPU) that the job holds while it runs. The lock is the operating system's
 (flock), so it is released when the job ends however it ends, a SIGKILL included: a killed job's lease is
 free again at once, though its file stays. A job that finds every slot taken waits for one.
+
+What a run ran on, for the comparison of cost: the device's own name, and how many jobs trained on it at once
+(Neighbours, counted the same way through lock files).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
+import platform
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -129,3 +135,81 @@ def resolve_device(spec: str) -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ConfigError(f"trainer.device={spec} but this machine has {torch.cuda.device_count()} GPU(s)")
     return device
+
+
+# ---------------------------------------------------------------------------------------------- what a run ran on
+
+
+def device_name(device: torch.device) -> str:
+    """The device as its maker names it: `NVIDIA H200`, or the CPU's model name (`AMD EPYC`) where a run trains on
+    the CPU: two runs compare on speed only where these are equal."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:  # not Linux
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def device_tag(device: torch.device) -> str:
+    """A name for the device that is the same in every process using it: a GPU's UUID, or this machine's CPU."""
+    import torch
+
+    if device.type == "cuda":
+        return gpu_names()[device.index if device.index is not None else torch.cuda.current_device()]
+    return f"cpu-{socket.gethostname()}"
+
+
+class Neighbours:
+    """How many jobs train on this job's device at the same time as it, this one included: each training job
+    holds a lock on a file of its own in `lease_dir()/training/<device>` (the operating system's lock, let go
+    however the job ends), and the files held there are the jobs training now. Counted when training starts and
+    then at most once per `every` seconds; `most` is the largest count seen. It catches the jobs of one sweep
+    (joblib, trainer.jobs_per_gpu), of other sweeps and of tests alike, whoever started them."""
+
+    def __init__(self, device: torch.device, every: float = 1.0, directory: Optional[Path] = None):
+        self.directory = directory or lease_dir() / "training" / device_tag(device)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / f"{socket.gethostname()}-{os.getpid()}-{id(self)}"
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        self.every, self.checked, self.most = every, 0.0, 0
+        self.count()
+
+    def count(self) -> int:
+        """The jobs training on this device now, and `most` updated."""
+        now = 0
+        for path in self.directory.iterdir():
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:  # gone meanwhile
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:  # held: a job is training
+                now += 1
+            else:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                if time.time() - os.fstat(fd).st_mtime > 60:  # a killed job's: not one just created, not yet held
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+            finally:
+                os.close(fd)
+        self.checked, self.most = time.monotonic(), max(self.most, now)
+        return now
+
+    def check(self, *_: object) -> None:
+        """Count again unless counted within the last `every` seconds (a hook for every training step)."""
+        if time.monotonic() - self.checked >= self.every:
+            self.count()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        os.close(self.fd)  # which lets go of the lock

@@ -3,8 +3,8 @@ so an interrupted run leaves the previous complete version or nothing, never a t
 
     metrics.json          status, best epoch, valid / test metrics, speed, size (read by bertcmp.compare)
     history.jsonl         one line per epoch
-    test_predictions.csv  index,label,pred,prob_pos,n_tokens for every test item (more than two classes:
-                          label and pred as class names, and prob_<class> for each class)
+    test_predictions.csv  index,label,pred,prob_pos,n_tokens,text for every test item (more than two classes:
+                          label and pred as class names, and prob_<class> for each class; text: its start)
     checkpoint/           the best weights (model.safetensors), the config, the tokenizer, and bertcmp.json
                           (the classes and how texts were tokenized: what bertcmp.predict needs)
     resume/state.pt       while training: the last finished epoch's full state; removed once the run completes
@@ -111,16 +111,28 @@ def class_cells(class_id: int, probs: np.ndarray, classes: Sequence[str]) -> lis
     return [shown_class(class_id, classes), *(f"{float(x):.6f}" for x in (probs[1:] if len(classes) == 2 else probs))]
 
 
+TEXT_START = 100  # characters of each test text a run keeps beside its prediction: enough to recognise it
+
+
+def text_start(text: str) -> str:
+    """The start of a text as prediction files keep it: TEXT_START characters at most, on one line."""
+    text = " ".join(text.split())
+    return text if len(text) <= TEXT_START else text[:TEXT_START - 1] + "…"
+
+
 def write_predictions(path: Path, index: np.ndarray, labels: np.ndarray, preds: np.ndarray, probs: np.ndarray,
-                      classes: Sequence[str], n_tokens: Optional[np.ndarray] = None) -> None:
+                      classes: Sequence[str], n_tokens: Optional[np.ndarray] = None,
+                      texts: Optional[Sequence[str]] = None) -> None:
     """One row per test item, sorted by its row id so two runs' files line up line by line: index, label, pred,
-    the probabilities (class_cells) and `n_tokens`, each text's whole length in tokens before truncation."""
+    the probabilities (class_cells), `n_tokens`, each text's whole length in tokens before truncation, and the
+    start of each text (text_start), so that a comparison can show items without reading the data."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["index", "label", "pred", *probability_columns(classes),
-                     *(["n_tokens"] if n_tokens is not None else [])])
+                     *(["n_tokens"] if n_tokens is not None else []), *(["text"] if texts is not None else [])])
     for i in np.argsort(index, kind="stable"):
         extra = [int(n_tokens[i])] if n_tokens is not None else []
+        extra += [text_start(texts[i])] if texts is not None else []
         writer.writerow([int(index[i]), shown_class(labels[i], classes), *class_cells(preds[i], probs[i], classes),
                          *extra])
     write_text(path, buffer.getvalue())

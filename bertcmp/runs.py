@@ -53,6 +53,8 @@ class Predictions:
     label: np.ndarray  # class ids
     pred: np.ndarray
     n_tokens: Optional[np.ndarray] = None  # each text's whole length (runs of bertcmp 0.1 did not write it)
+    prob: Optional[np.ndarray] = None      # the probability the run gave its predicted class
+    text: Optional[list[str]] = None       # the start of each text (runs of bertcmp 0.5 and older: None)
 
 
 @dataclass
@@ -71,6 +73,19 @@ class Run:
     @property
     def classes(self) -> list[str]:
         return recorded_classes(self.metrics)
+
+    @property
+    def hardware(self) -> Optional[dict]:
+        """What its speeds were measured on (device_name, device_count, precision, shared_with; threads on a CPU);
+        None for runs of bertcmp 0.5 and older."""
+        value = self.metrics.get("hardware")
+        return value if isinstance(value, dict) else None
+
+    @property
+    def max_length(self) -> Optional[int]:
+        """The tokens the run's model read of each text (data.max_length, lowered to what the model reads)."""
+        value = self.metrics.get("data", {}).get("max_length")
+        return int(value) if isinstance(value, (int, float)) else None
 
     @property
     def seed(self) -> Any:
@@ -271,4 +286,17 @@ def _read_predictions(path: Path, metrics: dict) -> tuple[Optional[Predictions],
             n_tokens = np.array([int(r["n_tokens"]) for r in rows], dtype=np.int64)
         except (TypeError, ValueError) as err:
             return None, f"{path}: unreadable n_tokens ({type(err).__name__}: {err}); not used"
-    return Predictions(index=index, label=label, pred=pred, n_tokens=n_tokens), None
+    text = [r["text"] for r in rows] if rows and "text" in rows[0] else None
+    return Predictions(index=index, label=label, pred=pred, n_tokens=n_tokens, prob=_predicted_prob(rows, pred, classes),
+                       text=text), None
+
+
+def _predicted_prob(rows: list[dict], pred: np.ndarray, classes: Sequence[str]) -> Optional[np.ndarray]:
+    """The probability each row gives its predicted class (prob_pos, or prob_<class>); None where unreadable."""
+    try:
+        if len(classes) == 2:
+            positive = np.array([float(r["prob_pos"]) for r in rows])
+            return np.where(pred == 1, positive, 1 - positive)
+        return np.array([float(r[f"prob_{classes[p]}"]) for r, p in zip(rows, pred)])
+    except (KeyError, TypeError, ValueError):
+        return None

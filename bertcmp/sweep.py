@@ -168,7 +168,7 @@ class SweepReport(Callback):
             compare.print_report(report, list_not_completed=False)  # the list below names them
             if report.compared:
                 log_comparison(config.logger, sweep_group(sweep_dir), compare.table_records(report.rows),
-                               " ".join(report.sentences) or None, report.files)
+                               " ".join(report.sentences) or None, report.files, " ".join(report.recommendations))
         except Exception as err:  # the report is a bonus; the sweep's own result must still be told
             print(f"warning: the comparison report failed: {type(err).__name__}: {err}", flush=True)
         done, problems = summarise_sweep(found)

@@ -173,9 +173,9 @@ def start_run(cfg: DictConfig, choice: Choice, config: dict, name: str, group: O
 
 
 def log_comparison(cfg: DictConfig, group: str, table: tuple[list[str], list[list]], conclusion: Optional[str],
-                   files: Sequence[Path]) -> None:
+                   files: Sequence[Path], recommendation: Optional[str] = None) -> None:
     """With W&B online, log a sweep's comparison as a run of the sweep's group: the table (column names and
-    rows), the one-sentence conclusion and the PNGs among the report's `files`."""
+    rows), the verdicts' conclusion, the recommendation (what to pick) and the PNGs among the report's `files`."""
     mode = choose_mode(str(cfg.mode)).mode
     if mode != "online":
         return
@@ -188,4 +188,6 @@ def log_comparison(cfg: DictConfig, group: str, table: tuple[list[str], list[lis
              **{f"comparison/{p.stem}": wandb.Image(str(p)) for p in files if p.suffix == ".png"}})
     if conclusion:
         run.summary["conclusion"] = conclusion
+    if recommendation:
+        run.summary["recommendation"] = recommendation
     run.finish()

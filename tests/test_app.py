@@ -11,10 +11,13 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from bertcmp.app import Job, run_job
+from bertcmp.data import column, load_splits
+from bertcmp.devices import device_name
 from conftest import closed_port, compose_config
 
 TINY = ("experiment=smoke", "data.num_examples=300", "trainer.epochs=2")
@@ -48,6 +51,14 @@ def test_a_tiny_run_completes_and_is_then_skipped(tmp_path, caplog):
     assert truncated["test"] == sum(n > 64 for n in n_tokens) / 30 and 0 < truncated["train"] < 0.2
     assert metrics["inference"]["examples_per_s"] > 0 and metrics["inference"]["tokens_per_s"] > 0
     assert metrics["train"]["effective_batch_size"] == 32
+    hardware = metrics["hardware"]
+    assert hardware == {"device_name": device_name(torch.device("cpu")), "device_count": 1, "precision": "fp32",
+                        "shared_with": hardware["shared_with"], "threads": torch.get_num_threads()}
+    assert hardware["shared_with"] >= 1  # this job, and any other training on this machine meanwhile
+    rows = predictions_table(job)
+    texts = dict(zip(column(load_splits(cfg.data)["test"], "index"), column(load_splits(cfg.data)["test"], "text")))
+    assert all(texts[int(r["index"])].startswith(r["text"].removesuffix("…")) and len(r["text"]) <= 100
+               for r in rows)
     assert [json.loads(line)["epoch"] for line in (job.dir / "history.jsonl").read_text().splitlines()] == [1, 2]
     for name in ("test_predictions.csv", "checkpoint/model.safetensors", "checkpoint/tokenizer.json"):
         assert (job.dir / name).is_file()
@@ -243,7 +254,7 @@ def test_a_four_class_task_with_string_labels(tmp_path):
     history = [json.loads(line) for line in (job.dir / "history.jsonl").read_text().splitlines()]
     assert all(h["valid_f1"] is None and 0 < h["valid_macro_f1"] <= 1 for h in history)
     rows = predictions_table(job)
-    assert list(rows[0]) == ["index", "label", "pred", *(f"prob_{n}" for n in names), "n_tokens"]
+    assert list(rows[0]) == ["index", "label", "pred", *(f"prob_{n}" for n in names), "n_tokens", "text"]
     assert {r["label"] for r in rows} == set(names)
     assert all(abs(sum(float(r[f"prob_{n}"]) for n in names) - 1) < 1e-5 for r in rows)
     correct = sum(r["label"] == r["pred"] for r in rows)
@@ -277,6 +288,7 @@ def test_a_pair_task(tmp_path):
     assert metrics["test"]["accuracy"] > 0.6  # the pair is read together: one text alone cannot tell
     settings = json.loads((job.dir / "checkpoint" / "bertcmp.json").read_text())
     assert settings["text_pair_column"] == "sentence2" and settings["max_length"] == 96
+    assert all(" ‖ " in r["text"] for r in predictions_table(job))  # the start of both texts
 
 
 @pytest.mark.parametrize("kind", ["roberta", "distilbert"])

@@ -5,7 +5,9 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 from datasets import Dataset
 from safetensors.torch import load_file
@@ -56,7 +58,8 @@ def test_smoke_runs_learn_and_report(smoke_sweep, job, model):
     assert history[metrics["best_epoch"] - 1]["valid_accuracy"] == metrics["valid"]["accuracy"]
     with open(run / "test_predictions.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 400 and list(rows[0]) == ["index", "label", "pred", "prob_pos", "n_tokens"]
+    assert len(rows) == 400 and list(rows[0]) == ["index", "label", "pred", "prob_pos", "n_tokens", "text"]
+    assert metrics["hardware"]["device_count"] == 1 and metrics["hardware"]["precision"] == "fp32"
     assert sum(int(r["n_tokens"]) > 64 for r in rows) / 400 == truncated["test"]
     assert sum(r["label"] == r["pred"] for r in rows) / 400 == pytest.approx(metrics["test"]["accuracy"])
     assert "head.weight" in load_file(run / "checkpoint" / "model.safetensors")
@@ -176,6 +179,40 @@ def test_a_sweep_over_tasks_compares_each_task_apart(tmp_path):
     assert summary["across_tasks"]["sentence"].startswith("Across 2 tasks ")
     assert summary["across_tasks"]["sentence"] in result.stdout
     assert matplotlib.image.imread(report / "budget.png").shape[1] > 100
+
+
+def test_a_smaller_encoder_is_reported_faster_and_named_by_the_recommendation(tmp_path):
+    """Two widths of one family on one machine, three seeds each: the narrow one trains and classifies faster, by
+    ratios and intervals that the runs' own metrics.json give, and the recommendation says so."""
+    import math
+
+    from scipy import stats
+
+    result = run_cli("-m", "experiment=smoke", "data.num_examples=600", "trainer.epochs=1", "model=bert",
+                     "model.scratch.hidden_size=16,256", "seed=0,1,2", "logger.mode=disabled",
+                     f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    task = json.loads((tmp_path / "sweep" / "comparison" / "comparison.json").read_text())["tasks"][0]
+    speed = {16: {}, 256: {}}
+    for run in task["runs"]:
+        metrics = json.loads((Path(run) / "metrics.json").read_text())
+        width = 16 if "hidden_size=16" in run else 256
+        seed = next(o for o in metrics["overrides"] if o.startswith("seed="))
+        speed[width][seed] = metrics["train"]["tokens_per_s"]
+        assert metrics["hardware"]["shared_with"] >= 1
+    train = next(c for c in task["cost"] if c["measure"] == "train_tokens_per_s")
+    small, big = "BERT scratch 2x16", "BERT scratch 2x256"
+    assert {train["encoder_a"], train["encoder_b"]} == {small, big} and train["compared"]
+    logs = np.array([math.log(speed[256][s]) - math.log(speed[16][s]) for s in sorted(speed[16])])
+    half = stats.t.ppf(0.975, 2) * logs.std(ddof=1) / math.sqrt(3)
+    flip = 1 if train["encoder_b"] == big else -1  # the ratio is b over a
+    assert train["ratio"] == pytest.approx(math.exp(flip * logs.mean()))
+    assert sorted([train["low"], train["high"]]) == pytest.approx(
+        sorted([math.exp(flip * (logs.mean() - half)), math.exp(flip * (logs.mean() + half))]))
+    assert math.exp(logs.mean()) < 1  # the wide one is slower
+    assert f"{small} trains " in task["recommendation"] and task["recommendation"] in result.stdout
+    assert task["budget_compute"][small][-1]["hours"] < task["budget_compute"][big][-1]["hours"]
+    assert (tmp_path / "sweep" / "comparison" / "pareto.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_a_wandb_key_without_a_server(tmp_path):

@@ -1,5 +1,6 @@
 """The comparison: statistics checked against independent computations, on run dirs built here."""
 
+import csv
 import json
 import os
 import math
@@ -32,9 +33,11 @@ def predictions(label: np.ndarray, wrong: np.ndarray) -> np.ndarray:
 def make_run(directory: Path, model: str, seed: int, pred: np.ndarray, label: np.ndarray, lr: float = 5e-5,
              data_name: str = "imdb", status: str = "completed", valid: float | None = None,
              extra: tuple[str, ...] = (), n_tokens: np.ndarray | None = None, pretrained: str | None = None,
-             scratch: dict | None = None) -> Path:
+             scratch: dict | None = None, more: dict | None = None, texts: list[str] | None = None,
+             prob_pos: np.ndarray | None = None) -> Path:
     """A run dir as bertcmp writes it: .hydra/config.yaml, metrics.json, history.jsonl, test_predictions.csv.
-    `model` is the family (model_type); `pretrained` the checkpoint, or `scratch` the shape built from scratch."""
+    `model` is the family (model_type); `pretrained` the checkpoint, or `scratch` the shape built from scratch;
+    `more` is merged into metrics.json (a dict into a dict); `texts` and `prob_pos` fill those columns."""
     (directory / ".hydra").mkdir(parents=True)
     config = {"model": {"name": model, "pretrained": pretrained, "scratch": scratch}, "trainer": {"lr": lr},
               "seed": seed, "data": {"name": data_name, "source": "x", "split": "pooled", "split_seed": 42}}
@@ -47,16 +50,24 @@ def make_run(directory: Path, model: str, seed: int, pred: np.ndarray, label: np
                     "train": {"examples_per_s": 10.0, "tokens_per_s": 1000.0}, "params": 100,
                     "inference": {"examples_per_s": 40.0 + seed, "tokens_per_s": 4000.0},
                     "peak_memory_mb": 1.0, "wall_seconds": 5.0}
-        rows = ["index,label,pred,prob_pos" + (",n_tokens" if n_tokens is not None else "")]
-        rows += [f"{i},{y},{p},{0.9 if p else 0.1}" + (f",{n_tokens[i]}" if n_tokens is not None else "")
-                 for i, (y, p) in enumerate(zip(label, pred))]
-        (directory / "test_predictions.csv").write_text("\n".join(rows) + "\n")
+        prob_pos = np.where(pred == 1, 0.9, 0.1) if prob_pos is None else prob_pos
+        rows = [["index", "label", "pred", "prob_pos", *(["n_tokens"] if n_tokens is not None else []),
+                 *(["text"] if texts is not None else [])]]
+        rows += [[i, y, p, prob_pos[i], *([n_tokens[i]] if n_tokens is not None else []),
+                  *([texts[i]] if texts is not None else [])] for i, (y, p) in enumerate(zip(label, pred))]
+        with open(directory / "test_predictions.csv", "w", newline="") as f:
+            csv.writer(f, lineterminator="\n").writerows(rows)
         history = [{"epoch": e, "valid_accuracy": accuracy, "train_loss": 1 / e} for e in (1, 2)]
         (directory / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
     else:
         metrics["error"] = "the training loss became nan at epoch 1, step 3"
-    (directory / "metrics.json").write_text(json.dumps(metrics))
+    (directory / "metrics.json").write_text(json.dumps(merged(metrics, more or {})))
     return directory
+
+
+def merged(base: dict, more: dict) -> dict:
+    return {**base, **{k: merged(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+                       for k, v in more.items()}}
 
 
 def test_mcnemar_matches_the_binomial_by_hand():
@@ -237,12 +248,12 @@ def test_accuracy_by_length_quarters(tmp_path, capsys):
              n_tokens=n_tokens)
     assert main([str(tmp_path / "s")]) == 0
     rows = json.loads((tmp_path / "s" / "comparison" / "comparison.json").read_text())["head_to_heads"][0]["by_length"]
-    assert rows == [{"tokens": "10-509", "items": 500, "a": 0.8, "b": 1.0},
-                    {"tokens": "510-1009", "items": 500, "a": 1.0, "b": 1.0},
-                    {"tokens": "1010-1509", "items": 500, "a": 1.0, "b": 1.0},
-                    {"tokens": "1510-2009", "items": 500, "a": 1.0, "b": 0.0}]
-    assert "  1510-2009 tokens (500 items): ModernBERT 1.0000, BERT 0.0000" in capsys.readouterr().out
-    assert "| 10-509 | 500 | 0.8000 | 1.0000 |" in (tmp_path / "s" / "comparison" / "report.md").read_text()
+    assert [(r["bucket"], r["items"], r["a"], r["b"]) for r in rows] == [
+        ("10-509 tokens", 500, 0.8, 1.0), ("510-1009 tokens", 500, 1.0, 1.0), ("1010-1509 tokens", 500, 1.0, 1.0),
+        ("1510-2009 tokens", 500, 1.0, 0.0)]
+    assert [r["difference"] for r in rows] == pytest.approx([-0.2, 0.0, 0.0, 1.0])
+    assert re.search(r"1510-2009 tokens +500 +1\.0000 +0\.0000 +\+100\.0", capsys.readouterr().out)
+    assert "| 10-509 tokens | 500 | 0.8000 | 1.0000 | -20.0 (" in (tmp_path / "s" / "comparison" / "report.md").read_text()
     assert (tmp_path / "s" / "comparison" / "accuracy_by_length.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -382,7 +393,9 @@ def test_runs_of_two_tasks_never_meet(tmp_path, capsys):
                                   "test cannot reach p < 0.05 (it needs at least 6).")
     assert "=== task imdb: 4 runs ===" in printed and "=== across tasks ===" in printed
     report = (out / "report.md").read_text()
-    assert report.startswith(f"# bertcmp comparison\n\n**{across['sentence']}**")
+    assert summary["recommendation"].startswith("No single pick: BERT on 1 (imdb), ModernBERT on 1 (synthetic).")
+    assert report.startswith(f"# bertcmp comparison\n\n**Recommendation.** {summary['recommendation']}\n\n"
+                             f"**{across['sentence']}**")
     assert "## Task: imdb" in report and "## Task: synthetic" in report and "| BERT | 0.9497 leader |" in report
     csv_head = (out / "summary.csv").read_text().splitlines()[0]
     assert csv_head.startswith("task,encoder,configuration,")

@@ -1,6 +1,7 @@
 """GPU leases: concurrent jobs never share a GPU while one is free, a killed job's lease is free again, and
 trainer.device=auto leases one. GPUs are simulated: leases are lock files named after them."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -118,3 +119,40 @@ def test_a_job_sharing_a_gpu_keeps_to_its_share_of_memory(monkeypatch, tmp_path)
     with job_device("auto", jobs_per_gpu=1):  # a reused worker: its next job has the whole GPU again
         pass
     assert caps == [(0.5, torch.device("cuda:0"))] * 2 + [(1.0, torch.device("cuda:0"))]
+
+
+# ---------------------------------------------------------------------------------------------- what a run ran on
+
+
+def test_neighbours_counts_the_jobs_training_on_the_device_now_and_the_most_seen(tmp_path):
+    from bertcmp.devices import Neighbours
+
+    cpu = torch.device("cpu")
+    stale = tmp_path / "a-killed-job"
+    stale.touch()
+    os.utime(stale, (time.time() - 120, time.time() - 120))  # a job killed two minutes ago left its file
+    mine = Neighbours(cpu, directory=tmp_path)
+    assert mine.most == 1 and not stale.exists()
+    other = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time, torch
+        from pathlib import Path
+        from bertcmp.devices import Neighbours
+        n = Neighbours(torch.device("cpu"), directory=Path({str(tmp_path)!r}))
+        print(n.most, flush=True)
+        sys.stdin.readline()
+        n.close()
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert other.stdout.readline().strip() == "2"  # itself and this one
+    assert mine.count() == 2
+    mine.check()  # counted within the last second: not again
+    other.communicate("\n", timeout=60)
+    assert mine.count() == 1 and mine.most == 2
+    mine.close()
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_cpu_is_named_by_its_model():
+    from bertcmp.devices import device_name
+
+    name = device_name(torch.device("cpu"))
+    assert name and name != "unknown CPU" and "\n" not in name

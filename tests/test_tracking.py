@@ -195,8 +195,9 @@ def test_online_sweep_comparison_logs_the_summary_table(monkeypatch, tmp_path):
     files = [tmp_path / "learning_curves.png", tmp_path / "summary.csv"]
     cfg = OmegaConf.create({"mode": "online", "project": "p", "entity": None, "group": None})
     monkeypatch.setattr(tracking, "server_answers", lambda: True)
-    log_comparison(cfg, "2026-11-26_10-00-00", table_records([row]), None, files)
+    log_comparison(cfg, "2026-11-26_10-00-00", table_records([row]), None, files, "Pick BERT: it is better.")
     assert sent["init"]["job_type"] == "compare" and sent["init"]["group"] == "2026-11-26_10-00-00"
+    assert FakeRun.summary == {"recommendation": "Pick BERT: it is better."}
     assert sent["comparison/summary"] == ("table", *table_records([row]))
     assert sent["comparison/learning_curves"] == ("image", str(tmp_path / "learning_curves.png"))
     assert set(sent) == {"init", "comparison/summary", "comparison/learning_curves", "finished"}  # PNGs only

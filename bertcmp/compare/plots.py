@@ -3,6 +3,7 @@ throughput, accuracy by text length, and the budget curves."""
 
 from __future__ import annotations
 
+import textwrap
 import zlib
 from collections import defaultdict
 from pathlib import Path
@@ -69,43 +70,103 @@ def metric_vs_throughput(runs: Sequence[Run], encoder: dict[Path, str], metric: 
 
 
 def accuracy_by_length(head_to_heads: dict[str, Sequence], path: Path) -> None:
-    """Per task, the head-to-heads' runs: accuracy in each quarter of the test items by length (leader's tokens)."""
-    fig, axes = plt.subplots(1, len(head_to_heads), figsize=(6 * len(head_to_heads), 4), squeeze=False)
-    for ax, (task, pairs) in zip(axes[0], head_to_heads.items()):
-        pairs = [h for h in pairs if h.by_length]
-        rows = pairs[0].by_length
-        quarters = range(len(rows))
-        lines = [(pairs[0].encoder_a, [r["a"] for r in rows])] + [(h.encoder_b, [r["b"] for r in h.by_length])
-                                                                  for h in pairs]
-        for name, accuracies in lines:
-            ax.plot(quarters, accuracies, marker="o", color=_color(name), label=name)
-        ax.set_xticks(list(quarters), [f"{r['tokens']}\n({r['items']} items)" for r in rows], fontsize=8)
-        ax.set(xlabel=f"{pairs[0].encoder_a} tokens per text (quarters of the test items)", ylabel="test accuracy",
-               title=f"Accuracy by text length: {task}" if len(head_to_heads) > 1 else "Accuracy by text length")
+    """A panel per head-to-head (per task): the two runs' accuracy in each of its length buckets
+    (differ.length_buckets: what each model had to cut, or quarters by length)."""
+    panels = [(task, h) for task, pairs in head_to_heads.items() for h in pairs if h.by_length]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for ax, (task, h) in zip(axes[0], panels):
+        buckets = range(len(h.by_length))
+        for name, side in ((h.encoder_a, "a"), (h.encoder_b, "b")):
+            ax.plot(buckets, [r[side] for r in h.by_length], marker="o", color=_color(name), label=name)
+        ax.set_xticks(list(buckets), [f"{_wrap(r['bucket'])}\n({r['items']} items)" for r in h.by_length],
+                      fontsize=7)
+        title = f"{h.encoder_a} against {h.encoder_b}" + (f" on {task}" if len(head_to_heads) > 1 else "")
+        ax.set(xlabel="test texts by length", ylabel="test accuracy", title=f"Accuracy by text length: {title}")
         ax.legend()
     _save(fig, path)
 
 
-def budget_curves(curves: dict[str, dict[str, Sequence]], metric: str, path: Path) -> None:
-    """A panel per task, a line per encoder: the expected test score of the run n trials would select on
-    validation, with its spread as a band; hollow markers where the value rests on a single run."""
-    fig, axes = plt.subplots(1, max(1, len(curves)), figsize=(5.5 * max(1, len(curves)), 4), squeeze=False)
-    for ax, (task, encoders) in zip(axes[0], curves.items()):
+def _wrap(text: str, width: int = 22) -> str:
+    return textwrap.fill(text, width)
+
+
+def budget_curves(curves: dict[str, tuple[dict[str, Sequence], dict[str, Sequence[dict]], str]], metric: str,
+                  path: Path) -> None:
+    """A column per task, a line per encoder: the expected test score of the run n trials would select on
+    validation, with its spread as a band, against trials (top) and, where runs recorded their device, against
+    the search's compute (bottom); hollow markers where the value rests on a single run."""
+    with_hours = any(compute for _, compute, _ in curves.values())
+    columns = max(1, len(curves))
+    fig, axes = plt.subplots(2 if with_hours else 1, columns, figsize=(5.5 * columns, 8 if with_hours else 4),
+                             squeeze=False)
+    for column, (task, (encoders, compute, unit)) in enumerate(curves.items()):
         for name, points in encoders.items():
-            n = [p.n for p in points]
+            axis_values = [("trials", [p.n for p in points], axes[0][column])]
+            if name in compute:
+                axis_values.append(("hours", [c["hours"] for c in compute[name]], axes[1][column]))
             test, spread = [p.test for p in points], [p.test_sd for p in points]
             color = _color(name)
-            ax.plot(n, test, color=color, label=name)
-            ax.fill_between(n, [t - s for t, s in zip(test, spread)], [t + s for t, s in zip(test, spread)],
-                            color=color, alpha=0.15)
-            for p in points:
-                ax.plot(p.n, p.test, marker="o", color=color, markerfacecolor="white" if p.one_run else color)
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.set(xlabel="trials (runs drawn from the grid)", ylabel=f"expected {metric} of the selected run",
-               title=task)
-        ax.legend(fontsize=8)
+            for _, x, ax in axis_values:
+                ax.plot(x, test, color=color, label=name)
+                ax.fill_between(x, [t - s for t, s in zip(test, spread)], [t + s for t, s in zip(test, spread)],
+                                color=color, alpha=0.15)
+                for xi, p in zip(x, points):
+                    ax.plot(xi, p.test, marker="o", color=color, markerfacecolor="white" if p.one_run else color)
+        axes[0][column].xaxis.get_major_locator().set_params(integer=True)
+        axes[0][column].set(xlabel="trials (runs drawn from the grid)", ylabel=f"expected {metric} of the selected run",
+                            title=task)
+        if with_hours:
+            axes[1][column].set(xlabel=f"compute spent on the search ({unit})",
+                                ylabel=f"expected {metric} of the selected run", title=f"{task}, by compute")
+        for ax in axes[:, column]:
+            if ax.lines:
+                ax.legend(fontsize=8)
     fig.suptitle("Expected performance at each tuning budget (hollow: rests on one run)", fontsize=10)
     _save(fig, path)
+
+
+def pareto(rows: dict[str, Sequence[dict]], path: Path) -> None:
+    """A row per task: each configuration's score (mean over its seeds) against its inference throughput (more is
+    better) and against its training cost, a run's wall time (less is better), the frontier drawn: the
+    configurations no other beats on both."""
+    fig, axes = plt.subplots(len(rows), 2, figsize=(11, 4 * len(rows)), squeeze=False)
+    for (task, task_rows), (speed_ax, cost_ax) in zip(rows.items(), axes):
+        metric = task_rows[0]["metric"] if task_rows else "score"
+        for ax, key, more_is_better, label in (
+                (speed_ax, "inference.examples_per_s", True, "inference examples / s (more is better)"),
+                (cost_ax, "wall_seconds", False, "seconds per run (less is better)")):
+            points = [(r[key], r["metric_mean"], r) for r in task_rows
+                      if r.get(key) is not None and r[key] == r[key] and r["metric_mean"] == r["metric_mean"]]
+            for x, y, r in points:
+                ax.scatter([x], [y], color=_color(r["encoder"]), s=40,
+                           label=r["encoder"] if r["encoder"] not in ax.get_legend_handles_labels()[1] else None)
+            front = frontier([(x, y) for x, y, _ in points], more_is_better)
+            if front:  # the edge of what the configurations reach: a step at each frontier point
+                ax.step([x for x, _ in front], [y for _, y in front], where="pre" if more_is_better else "post",
+                        color="black", alpha=0.5, linewidth=1)
+                ax.scatter([x for x, _ in front], [y for _, y in front], s=130, facecolors="none",
+                           edgecolors="black", label="frontier")
+            xs = [x for x, _, _ in points]
+            if xs and max(xs) > 10 * min(xs):  # configurations of very different cost
+                ax.set_xscale("log")
+            ax.set(xlabel=label, ylabel=metric, title=f"{task}: {metric} against "
+                                                      f"{'inference speed' if more_is_better else 'training cost'}")
+            if points:
+                ax.legend(fontsize=8)
+    fig.suptitle("Each configuration: score against cost (runs on different hardware are not comparable on x)",
+                 fontsize=10)
+    _save(fig, path)
+
+
+def frontier(points: Sequence[tuple[float, float]], more_is_better: bool) -> list[tuple[float, float]]:
+    """The points no other point beats on both axes (x: more or less is better; y: more is better), by x."""
+    kept = [p for p in points if not any(_beats(q, p, more_is_better) for q in points)]
+    return sorted(set(kept))
+
+
+def _beats(q: tuple[float, float], p: tuple[float, float], more_is_better: bool) -> bool:
+    x_at_least = q[0] >= p[0] if more_is_better else q[0] <= p[0]
+    return x_at_least and q[1] >= p[1] and q != p
 
 
 def _save(fig, path: Path, legend_on=None, fontsize=None) -> None:

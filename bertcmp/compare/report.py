@@ -10,8 +10,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-from bertcmp.compare import budget, plots
+from bertcmp.compare import budget, cost, plots
 from bertcmp.compare.across import AcrossTasks, TaskResult, across_tasks, test_clause
+from bertcmp.compare.differ import example_line
+from bertcmp.compare.recommend import Advice, across_advice, task_advice
 from bertcmp.compare.groups import by_task, encoder_names, task_names
 from bertcmp.compare.table import (grid_markdown, grid_text, selection_of, shared_overrides, summarise, table_csv,
                                    table_markdown, table_text, valid_score)
@@ -37,6 +39,16 @@ class TaskReport:
     budget_with_replacement: dict[str, list[budget.BudgetPoint]]
     budget_sentences: list[str]
     notes: list[str]
+    # each other encoder's cost against the leader's, by the other's name (cost.CostRatio, one per measure)
+    cost: dict[str, list[cost.CostRatio]] = field(default_factory=dict)
+    cost_sentences: list[str] = field(default_factory=list)
+    budget_compute: dict[str, list[dict]] = field(default_factory=dict)  # per encoder: hours, test, test_sd
+    hours_unit: str = "CPU-hours"   # of budget_compute: GPU-hours where every run trained on a GPU
+    advice: Advice = field(default_factory=lambda: Advice(None, ""))  # the recommendation
+
+    @property
+    def recommendation(self) -> str:
+        return self.advice.text
 
 
 @dataclass
@@ -49,6 +61,7 @@ class Report:
     not_completed: list[str]    # a line per run that did not complete or has no readable metrics.json
     problems: list[str]         # a line per path or file that could not be used
     files: list[Path] = field(default_factory=list)
+    recommendation: str = ""    # what to pick: across tasks, or with one task that task's paragraph
 
     @property
     def compared(self) -> bool:
@@ -70,6 +83,13 @@ class Report:
     def sentences(self) -> list[str]:
         """The verdicts in a few sentences: across tasks first, then each head-to-head."""
         return ([self.across.sentence] if self.across else []) + [h.sentence for h in self.head_to_heads]
+
+    @property
+    def recommendations(self) -> list[str]:
+        """What to pick: across tasks first, then each task's paragraph (with one task, its paragraph)."""
+        if len(self.tasks) < 2:
+            return [self.recommendation] if self.recommendation else []
+        return [self.recommendation] + [f"{t.name}: {t.recommendation}" for t in self.tasks if t.recommendation]
 
 
 def build_report(paths: Sequence[str], out: Optional[Path] = None, metric: Optional[str] = None,
@@ -99,9 +119,14 @@ def compare_runs(found: Found, metric: Optional[str] = None, margin: float = DEF
              for key, runs in groups.items()]
     across = across_tasks([TaskResult(t.name, t.ranking, t.head_to_heads) for t in tasks]) if len(tasks) > 1 else None
     shared = {t.metric for t in tasks}
+    if len(tasks) > 1:
+        recommendation = across_advice([(t.name, t.advice, [c for ratios in t.cost.values() for c in ratios])
+                                        for t in tasks])
+    else:
+        recommendation = tasks[0].recommendation if tasks else ""
     return Report(metric=metric or (shared.pop() if len(shared) == 1 else None), margin=margin, tasks=tasks,
-                  across=across, encoders=encoders,
-                  not_completed=not_completed, problems=list(found.problems))
+                  across=across, encoders=encoders, not_completed=not_completed, problems=list(found.problems),
+                  recommendation=recommendation)
 
 
 def task_metric(runs: Sequence[Run]) -> str:
@@ -145,12 +170,32 @@ def compare_task(name: str, key: dict, runs: list[Run], encoders: dict[str, str]
         valid, test = [valid_score(r, metric) for r in trials], [r.value(metric) for r in trials]
         task.budget[standing.encoder] = budget.curve(valid, test)
         task.budget_with_replacement[standing.encoder] = budget.curve(valid, test, replacement=True)
+        compute = cost.compute_curve(task.budget[standing.encoder], trials)
+        if compute:
+            task.budget_compute[standing.encoder] = compute
+    task.hours_unit = cost.hours_unit(runs)
     curves = list(task.budget.items())
     for i, (a, curve_a) in enumerate(curves):
         for b, curve_b in curves[i + 1:]:
             sentence = budget.lead_sentence(a, b, curve_a, curve_b, metric)
             task.budget_sentences += [sentence] if sentence else []
+            trials = {e: [r for r in runs if encoders[r.encoder_key] == e] for e in (a, b)}
+            if a in task.budget_compute and b in task.budget_compute and cost.comparable(trials[a], trials[b], a, b)[0]:
+                task.budget_sentences.append(cost.compute_sentence(a, b, task.budget_compute[a], task.budget_compute[b],
+                                                                   task.hours_unit, metric))
+    compare_cost(task)
+    task.advice = task_advice(task.head_to_heads, task.cost)
     return task
+
+
+def compare_cost(task: TaskReport) -> None:
+    """Each head-to-head's two configurations on cost: their seeds' speeds, memory, size and wall time."""
+    members = {row["configuration"]: [r for r in task.runs if r.configuration_key == row["key"]] for row in task.rows}
+    for h in task.head_to_heads:
+        ratios, notes = cost.cost_ratios(h.encoder_a, members[h.a], h.encoder_b, members[h.b])
+        task.cost[h.encoder_b] = ratios
+        task.notes += notes
+        task.cost_sentences.append(cost.cost_sentence(ratios))
 
 
 OUT_ADVICE = "free some space, or give --out a directory on another disk"
@@ -165,11 +210,12 @@ def write_files(report: Report, out: Path) -> list[Path]:
                "accuracy_vs_lr.png": lambda p: plots.metric_vs_lr(rows, metric, several, p),
                "accuracy_vs_throughput.png": lambda p: plots.metric_vs_throughput(
                    runs, encoder, report.metric or "test.accuracy", p),
-               "budget.png": lambda p: plots.budget_curves({t.name: t.budget for t in report.tasks if t.budget},
-                                                           metric, p)}
+               "budget.png": lambda p: plots.budget_curves(
+                   {t.name: (t.budget, t.budget_compute, t.hours_unit) for t in report.tasks if t.budget}, metric, p)}
     by_length = {t.name: t.head_to_heads for t in report.tasks if any(h.by_length for h in t.head_to_heads)}
     if by_length:
         figures["accuracy_by_length.png"] = lambda p: plots.accuracy_by_length(by_length, p)
+    figures["pareto.png"] = lambda p: plots.pareto({t.name: t.rows for t in report.tasks}, p)
     for name, draw in figures.items():
         with writing(out / name, OUT_ADVICE):
             try:
@@ -191,13 +237,18 @@ def task_json(task: TaskReport) -> dict:
             "head_to_heads": [asdict(h) for h in task.head_to_heads],
             "budget": {name: budget.records(points) for name, points in task.budget.items()},
             "budget_with_replacement": {name: budget.records(p) for name, p in task.budget_with_replacement.items()},
-            "budget_sentences": task.budget_sentences, "notes": task.notes}
+            "budget_compute": task.budget_compute, "budget_compute_unit": task.hours_unit,
+            "budget_sentences": task.budget_sentences,
+            "cost": [asdict(c) for ratios in task.cost.values() for c in ratios],
+            "cost_sentences": task.cost_sentences, "pick": task.advice.pick, "recommendation": task.recommendation,
+            "notes": task.notes}
 
 
 def comparison_json(report: Report) -> dict:
     """Everything, for scripts: a list of tasks; with one task also its parts at the top, as before 0.4."""
     tasks = [task_json(t) for t in report.tasks]
-    summary = {"metric": report.metric, "margin": report.margin, "tasks": tasks,
+    summary = {"metric": report.metric, "margin": report.margin, "recommendation": report.recommendation,
+               "tasks": tasks,
                "across_tasks": asdict(report.across) if report.across else None,
                "not_completed": report.not_completed, "problems": report.problems}
     if len(tasks) == 1:
@@ -218,6 +269,7 @@ def margin_line(report: Report) -> str:
 def report_markdown(report: Report, figures: list[str]) -> str:
     several = len(report.tasks) > 1
     parts = ["# bertcmp comparison", ""]
+    parts += [f"**Recommendation.** {report.recommendation}", ""] if report.recommendation else []
     if report.across:
         parts += [f"**{report.across.sentence}**", ""]
     else:
@@ -239,6 +291,7 @@ def task_markdown(task: TaskReport, level: str, several: bool) -> list[str]:
     parts = []
     if several:
         parts += ["", f"## Task: {task.name}", ""]
+        parts += [f"**Recommendation.** {task.recommendation}", ""] if task.recommendation else []
         parts += [f"**{h.sentence}**" for h in task.head_to_heads]
     parts += [f"- {note}" for note in task.notes]
     if len(task.ranking) > 1:
@@ -260,11 +313,22 @@ def task_markdown(task: TaskReport, level: str, several: bool) -> list[str]:
                           f"90 % CI {s['low90'] * 100:.1f} to {s['high90'] * 100:.1f})."]
         if h.items:
             parts += ["", item_level_line(h) + " Each side is its configuration's best-validation run."]
+        ratios = task.cost.get(h.encoder_b, [])
+        if any(r.compared for r in ratios):
+            parts += ["", f"Cost, {h.encoder_b} over {h.encoder_a} (the two configurations' runs; 95 % interval "
+                          "over seeds, on log ratios):", "", grid_markdown(*_cost_cells(ratios))]
+        parts += ["", cost.cost_sentence(ratios)] if ratios else []
         if h.by_length:
-            parts += ["", f"{by_length_title(h)}:", "", by_length_markdown(h)]
+            parts += ["", f"{by_length_title(h)}:", "", by_length_markdown(h), "", h.length_sentence]
+        if h.by_class:
+            parts += ["", "Per-class F1 of the same two runs:", "", grid_markdown(*_class_cells(h)), "",
+                      h.class_sentence]
+        if h.examples:
+            parts += ["", "Test items one encoder alone got right, the most confident first:", ""]
+            parts += [f"- {e['encoder']} alone: {example_line(e)}" for e in h.examples]
         parts += [f"- {note}" for note in h.notes]
     if task.budget:
-        parts += ["", f"{level} Expected {metric} at each tuning budget", "", budget_intro(metric), "",
+        parts += ["", f"{level} Expected {metric} at each tuning budget", "", budget_intro(metric, task), "",
                   grid_markdown(*_budget_cells(task))]
         parts += [""] + [f"- {s}" for s in task.budget_sentences] if task.budget_sentences else []
     parts += ["", f"{level} Runs", "", "Mean ± standard deviation over seeds; one row per configuration, best "
@@ -275,11 +339,13 @@ def task_markdown(task: TaskReport, level: str, several: bool) -> list[str]:
     return parts
 
 
-def budget_intro(metric: str) -> str:
+def budget_intro(metric: str, task: TaskReport) -> str:
+    hours = (f" In brackets, the search's compute: n times the encoder's mean run cost, in {task.hours_unit} (its "
+             "wall time times its GPUs, or on a CPU its threads).") if task.budget_compute else ""
     return (f"{budget.SEARCH_SPACE} After n trials, the {metric} of the run they would select on validation "
             "accuracy, expected over all n-subsets of the runs (without replacement, Tang et al. 2020's unbiased "
             "estimator; comparison.json also has Dodge et al. 2019's with-replacement one), ± the spread of that "
-            "selection. * rests on a single run: its training noise is not counted.")
+            f"selection. * rests on a single run: its training noise is not counted.{hours}")
 
 
 def _budget_cells(task: TaskReport) -> tuple[list[str], list[list[str]]]:
@@ -291,7 +357,9 @@ def _budget_cells(task: TaskReport) -> tuple[list[str], list[list[str]]]:
         for name in names:
             points = task.budget[name]
             p = points[n - 1] if n <= len(points) else None
-            cells.append("" if p is None else f"{p.test:.4f} ± {p.test_sd:.4f}{' *' if p.one_run else ''}")
+            hours = task.budget_compute.get(name)
+            spent = f" ({hours[n - 1]['hours']:.3g} h)" if hours and p is not None else ""
+            cells.append("" if p is None else f"{p.test:.4f} ± {p.test_sd:.4f}{' *' if p.one_run else ''}{spent}")
         lines.append(cells)
     return ["trials", *names], lines
 
@@ -337,23 +405,49 @@ def summary_markdown(report: Report) -> str:
 
 
 def by_length_title(h: HeadToHead) -> str:
-    return (f"Accuracy by length, the same two runs, in quarters of the test items by their length in "
-            f"{h.encoder_a}'s tokens")
+    how = (f"in quarters by length in {h.encoder_a}'s tokens" if h.by_length[0]["quarters"]
+           else "by what each model had to cut to its max_length")
+    return f"Accuracy by length, the same two runs, the test items {how}"
+
+
+def _by_length_cells(h: HeadToHead) -> tuple[list[str], list[list[str]]]:
+    head = ["texts", "items", f"{h.encoder_a} accuracy", f"{h.encoder_b} accuracy", "difference (95 % CI)"]
+    return head, [[r["bucket"], str(r["items"]), f"{r['a']:.4f}", f"{r['b']:.4f}", _difference(r)]
+                  for r in h.by_length]
+
+
+def _difference(row: dict) -> str:
+    return f"{row['difference'] * 100:+.1f} ({row['low'] * 100:.1f} to {row['high'] * 100:.1f})"
+
+
+def _class_cells(h: HeadToHead) -> tuple[list[str], list[list[str]]]:
+    head = ["class", "items", f"{h.encoder_a} F1", f"{h.encoder_b} F1", "difference (95 % CI)"]
+    return head, [[str(r["class"]), str(r["items"]), f"{r['f1_a']:.4f}", f"{r['f1_b']:.4f}", _difference(r)]
+                  for r in h.by_class]
+
+
+def _cost_cells(ratios: Sequence[cost.CostRatio]) -> tuple[list[str], list[list[str]]]:
+    lines = []
+    for r in ratios:
+        if not r.compared:
+            lines.append([cost.VERBS[r.measure][2], "", "", r.why or ""])
+            continue
+        spread = f"{r.low:.2f} to {r.high:.2f}" if r.low is not None else "one run on a side: no interval"
+        lines.append([cost.VERBS[r.measure][2], f"{r.ratio:.3f}x", spread, f"{r.runs[0]} / {r.runs[1]}"])
+    return ["measure", "ratio", "95 % CI", "runs"], lines
 
 
 def by_length_markdown(h: HeadToHead) -> str:
-    lines = [f"| {h.encoder_a} tokens per text | items | {h.encoder_a} accuracy | {h.encoder_b} accuracy |",
-             "|---|---|---|---|"]
-    lines += [f"| {r['tokens']} | {r['items']} | {r['a']:.4f} | {r['b']:.4f} |" for r in h.by_length]
-    return "\n".join(lines)
+    return grid_markdown(*_by_length_cells(h))
 
 
 def by_length_lines(h: HeadToHead) -> list[str]:
-    return [f"{by_length_title(h)}:"] + [f"  {r['tokens']} tokens ({r['items']} items): {h.encoder_a} {r['a']:.4f}, "
-                                         f"{h.encoder_b} {r['b']:.4f}" for r in h.by_length]
+    return [f"{by_length_title(h)}:", grid_text(*_by_length_cells(h))]
 
 
 # ---------------------------------------------------------------------------------------------- on screen
+
+SCREEN_EXAMPLES = 2  # per encoder; report.md and comparison.json have differ.EXAMPLES
 
 
 def print_report(report: Report, stream=None, list_not_completed: bool = True) -> None:
@@ -364,6 +458,8 @@ def print_report(report: Report, stream=None, list_not_completed: bool = True) -
     for task in report.tasks:
         if several:
             say("", f"=== task {task.name}: {len(task.runs)} runs ===")
+        if task.recommendation:
+            say(f"recommendation: {task.recommendation}", "")
         if task.shared:
             say(f"every configuration has: {','.join(task.shared)}")
         say(table_text(task.rows))
@@ -378,15 +474,28 @@ def print_report(report: Report, stream=None, list_not_completed: bool = True) -
             say("", h.sentence)
             if h.items:
                 say(item_level_line(h))
+            ratios = task.cost.get(h.encoder_b, [])
+            if any(r.compared for r in ratios):
+                say(f"cost, {h.encoder_b} over {h.encoder_a}:", grid_text(*_cost_cells(ratios)))
+            say(*[cost.cost_sentence(ratios)] if ratios else [])
             if h.by_length:
-                say(*by_length_lines(h))
+                say(*by_length_lines(h), h.length_sentence)
+            if h.by_class:
+                say("per-class F1:", grid_text(*_class_cells(h)), h.class_sentence)
+            if h.examples:
+                shown = [e for name in (h.encoder_a, h.encoder_b)
+                         for e in [e for e in h.examples if e["encoder"] == name][:SCREEN_EXAMPLES]]
+                say("right where the other is wrong (most confident first):",
+                    *(f"  {e['encoder']}: {example_line(e)}" for e in shown))
             for note in h.notes:
                 say(f"  note: {note}")
         if task.budget:
+            hours = f" ({task.hours_unit} spent in brackets)" if task.budget_compute else ""
             say("", f"expected {task.metric} of the run n trials select on validation (without replacement; "
-                    "* one run):", grid_text(*_budget_cells(task)), *task.budget_sentences)
+                    f"* one run){hours}:", grid_text(*_budget_cells(task)), *task.budget_sentences)
     if report.across:
-        say("", "=== across tasks ===", grid_text(*_across_cells(report.across)), report.across.sentence)
+        say("", "=== across tasks ===", f"recommendation: {report.recommendation}", "",
+            grid_text(*_across_cells(report.across)), report.across.sentence)
         for note in report.across.notes:
             say(f"  note: {note}")
     if report.compared:

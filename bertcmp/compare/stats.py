@@ -42,19 +42,42 @@ def paired_bootstrap(label: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, 
     resampled items for both, which is what makes it paired), and a two-sided p-value: twice the share of
     resamples on the far side of 0."""
     score = partial(metrics.SCORES[metric], num_classes=num_classes)
+    observed, diffs = bootstrap_differences(label, pred_a, pred_b, score, resamples, seed)
+    return _interval(float(observed), diffs)
 
+
+def per_class_f1_bootstrap(label: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, num_classes: int,
+                           resamples: int = 10_000, seed: int = 0) -> list[Interval]:
+    """Each class's F1(A) - F1(B) on the test items, with the paired bootstrap's intervals and p-value."""
+    def f1s(lab: np.ndarray, pred: np.ndarray) -> np.ndarray:
+        return metrics.per_class(lab, pred, num_classes)[2]
+
+    observed, diffs = bootstrap_differences(label, pred_a, pred_b, f1s, resamples, seed, width=num_classes)
+    return [_interval(float(observed[k]), diffs[:, k]) for k in range(num_classes)]
+
+
+def bootstrap_differences(label: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, score, resamples: int,
+                          seed: int, width: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """score(A) - score(B) on the items, and on `resamples` resamplings of them (the same resampled items for
+    both: what makes it paired); `width` is how many numbers the score gives per set of predictions."""
     rng = np.random.default_rng(seed)
     n = len(label)
     observed = score(label, pred_a) - score(label, pred_b)
-    diffs = np.empty(resamples)
-    chunk = max(1, 2_000_000 // max(n, 1))  # bounded memory for large test sets
+    diffs = np.empty((resamples, width)) if width > 1 else np.empty(resamples)
+    chunk = max(1, 2_000_000 // max(n * width, 1))  # bounded memory for large test sets
     for start in range(0, resamples, chunk):
         idx = rng.integers(0, n, size=(min(chunk, resamples - start), n))
         diffs[start:start + len(idx)] = score(label[idx], pred_a[idx]) - score(label[idx], pred_b[idx])
+    return observed, diffs
+
+
+def _interval(observed: float, diffs: np.ndarray) -> Interval:
+    """The percentile intervals of the resampled differences, and a two-sided p-value: twice the share of
+    resamples on the far side of 0."""
     low, high = _percentiles(diffs, LEVEL)
     low90, high90 = _percentiles(diffs, EQUIVALENCE_LEVEL)
     p_value = min(1.0, 2 * min((diffs <= 0).mean(), (diffs >= 0).mean()))
-    return Interval(float(observed), low, high, low90, high90, float(p_value))
+    return Interval(observed, low, high, low90, high90, float(p_value))
 
 
 def _percentiles(diffs: np.ndarray, level: float) -> tuple[float, float]:

@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from bertcmp.compare import stats
+from bertcmp.compare.differ import where_they_differ
 from bertcmp.compare.table import valid_score
 from bertcmp.runs import Run
 
@@ -58,7 +59,12 @@ class HeadToHead:
     seeds_needed: Optional[dict] = None  # over seeds: roughly how many per side would decide (stats.SeedsNeeded)
     items: Optional[dict] = None        # the two best-validation runs on the same test items (paired bootstrap)
     seeds: Optional[dict] = None        # the interval over seeds, when each side has two or more
-    by_length: list[dict] = field(default_factory=list)  # accuracy of a and b in each length quartile
+    # where they differ (bertcmp.compare.differ), on the same two runs as `items`
+    by_length: list[dict] = field(default_factory=list)  # per length bucket: items, accuracy a and b, a - b, CI
+    length_sentence: str = ""
+    by_class: list[dict] = field(default_factory=list)   # more than two classes: per class F1 a and b, a - b, CI
+    class_sentence: str = ""
+    examples: list[dict] = field(default_factory=list)   # test items one alone got right, most confident first
     sentence: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -134,8 +140,8 @@ def paired_items(h: HeadToHead, members_a: Sequence[Run], members_b: Sequence[Ru
         interval.p_value = mcnemar_p  # exact, where the bootstrap's p is only as fine as its resamples
     h.items = {**asdict(interval), "only_a": only_a, "only_b": only_b, "mcnemar_p": mcnemar_p,
                "seeds": [a.seed, b.seed], "test_items": int(len(label))}
-    if a.predictions.n_tokens is not None:
-        h.by_length = accuracy_by_length(a.predictions.n_tokens, label, a.predictions.pred, b.predictions.pred)
+    for name, value in where_they_differ(a, b, h.encoder_a, h.encoder_b, h.margin).items():
+        setattr(h, name, value)
     return interval
 
 
@@ -211,22 +217,6 @@ def seeds_clause(needed: dict, n_a: int, n_b: int) -> str:
     return (f"if the difference and its spread stay what {seen} show, {count(needed['to_decide'])} seeds per side "
             f"would decide it, and {count(needed['for_margin'])} would make the interval narrower than the margin, "
             "which decides it whatever the difference (rough estimates)")
-
-
-def accuracy_by_length(n_tokens: np.ndarray, label: np.ndarray, pred_a: np.ndarray,
-                       pred_b: np.ndarray) -> list[dict]:
-    """Accuracy of A and B on the test items of each quarter by length (quartiles of their whole token counts, as
-    A's tokenizer counts them): where truncation bites, a model that reads further should pull ahead."""
-    edges = np.quantile(n_tokens, [0.25, 0.5, 0.75])
-    quarter = np.searchsorted(edges, n_tokens, side="left")  # 0: up to the first quartile, ... 3: the longest
-    rows = []
-    for q in range(4):
-        chosen = quarter == q
-        if chosen.any():
-            rows.append({"tokens": f"{n_tokens[chosen].min()}-{n_tokens[chosen].max()}", "items": int(chosen.sum()),
-                         "a": float((pred_a[chosen] == label[chosen]).mean()),
-                         "b": float((pred_b[chosen] == label[chosen]).mean())})
-    return rows
 
 
 def item_level_line(h: HeadToHead) -> str:
