@@ -534,7 +534,8 @@ def run_metrics(progress: Progress, test: Evaluation, data: Data, cfg: DictConfi
 def hardware_record(hardware: Hardware, shared_with: int) -> dict[str, Any]:
     """The device by its own name, how many (one: a job trains on one device), the precision, and how many jobs
     trained on it at once, this one included; on the CPU also the threads the job used."""
-    record = {"device_name": device_name(hardware.device), "device_count": 1, "precision": hardware.precision,
+    precision = {"bfloat16": "bf16", "float16": "fp16"}.get(hardware.precision, hardware.precision)  # as configured
+    record = {"device_name": device_name(hardware.device), "device_count": 1, "precision": precision,
               "shared_with": shared_with}
     if hardware.device.type == "cpu":
         record["threads"] = torch.get_num_threads()

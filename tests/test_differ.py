@@ -53,6 +53,23 @@ def test_by_length_buckets_follow_each_models_own_limit(tmp_path, capsys):
     assert h["length_sentence"] in capsys.readouterr().out
 
 
+def test_a_model_better_everywhere_is_not_said_to_gain_from_reading_further():
+    """ModernBERT ahead on every bucket by about as much (a real H200 run of two scratch base shapes): its lead where
+    BERT cut the text is no larger than where both read it whole."""
+    from bertcmp.compare.differ import length_sentence
+
+    def row(cut_by, difference, low, high, items):
+        return {"bucket": f"cut by {cut_by}", "quarters": False, "cut_by": cut_by, "items": items,
+                "difference": difference, "low": low, "high": high, "low90": low + 0.02, "high90": high - 0.02,
+                "adjusted_p": 0.0001}
+
+    everywhere = [row("none", 0.355, 0.316, 0.393, 854), row("both", 0.326, 0.225, 0.426, 129),
+                  row("BERT", 0.412, 0.176, 0.647, 17)]
+    assert length_sentence(everywhere, "ModernBERT", "BERT", 0.005).startswith("By length: ")
+    gains = [row("none", 0.01, -0.01, 0.03, 854), row("BERT", 0.20, 0.10, 0.30, 300)]
+    assert length_sentence(gains, "ModernBERT", "BERT", 0.005).startswith("A longer context pays: ")
+
+
 def test_texts_no_model_cut_are_shown_in_quarters_and_no_context_pays(tmp_path):
     label = labels()
     n_tokens = np.arange(N) + 10

@@ -119,7 +119,8 @@ def cost_ratios(a: str, runs_a: Sequence[Run], b: str, runs_b: Sequence[Run]) ->
                           runs=(len(values_a), len(values_b)), hardware=hardware,
                           shared=hardware.get("shared_with", 1) > 1)
         if not ratio.compared:
-            ratio.why = f"no usable {key} on {'either side' if not values_a and not values_b else b if values_a else a}"
+            missing = [name for name, values in ((a, values_a), (b, values_b)) if not values]
+            ratio.why = f"no usable {key} on {'either side' if len(missing) == 2 else missing[0]}"
         else:
             log_a = {seed: math.log(v) for seed, v in values_a.items()}
             log_b = {seed: math.log(v) for seed, v in values_b.items()}
@@ -157,7 +158,8 @@ def ratio_clause(r: CostRatio, named: bool = True) -> str:
     if low is None:
         spread = "one run a side: no interval" if r.runs == (1, 1) else "no interval: one side has one run"
     else:
-        spread = f"{low:.2f} to {high:.2f} over {min(r.runs)}{'' if r.runs[0] == r.runs[1] else '+'} seeds"
+        seeds = str(r.runs[0]) if r.runs[0] == r.runs[1] else f"{r.runs[0]} and {r.runs[1]}"
+        spread = f"{low:.2f} to {high:.2f} over {seeds} seeds"
         spread += "" if r.clear else ": not a clear difference"
     return f"{subject + ' ' if named else ''}{verb} {ratio:.2f}x {compared_to} {other} ({spread})"
 

@@ -109,15 +109,26 @@ def length_sentence(rows: Sequence[dict], a: str, b: str, margin: float) -> str:
         else:
             clauses.append(f"{where} the difference is inconclusive ({row['difference'] * 100:+.1f} points, "
                            f"{_points(row['low'])} to {_points(row['high'])})")
-    # the model that read a text whole is better where the other had to cut it
-    pays = any(_standing(r, margin, a, b) == f"better-{b if r['cut_by'] == a else a}" for r in rows
-               if r["cut_by"] in (a, b))
     if rows[0]["quarters"]:
         lead = ("Neither model cut any test text; by length (quarters of the items)" if rows[0]["cut_by"] == "none"
                 else "By length (quarters of the items)")
     else:
-        lead = "A longer context pays" if pays else "By length"
+        lead = "A longer context pays" if context_pays(rows, a, b, margin) else "By length"
     return f"{lead}: " + "; ".join(clauses) + " (accuracy, paired bootstrap 95 % CI, Holm-adjusted over buckets)."
+
+
+def context_pays(rows: Sequence[dict], a: str, b: str, margin: float) -> bool:
+    """Whether the model that read a text whole is better where the other had to cut it, and by more than it is on
+    the texts both read whole: a model better everywhere is not better because it reads further."""
+    whole = next((r["difference"] for r in rows if r["cut_by"] == "none"), 0.0)  # a - b where neither cut
+    for r in rows:
+        if r["cut_by"] in (a, b):
+            reader = b if r["cut_by"] == a else a  # the one that read these texts whole
+            sign = 1 if reader == a else -1
+            low = min(sign * r["low"], sign * r["high"])  # the reader's lead, its interval's lower end
+            if _standing(r, margin, a, b) == f"better-{reader}" and low > sign * whole:
+                return True
+    return False
 
 
 # ---------------------------------------------------------------------------------------------- by class
