@@ -124,16 +124,25 @@ def _current(device: torch.device) -> torch.device:
     return device
 
 
-def resolve_device(spec: str) -> torch.device:
-    """`cpu`, `cuda` or `cuda:N`, checked against this machine."""
+def resolve_device(spec: str | torch.device | None, key: str = "trainer.device") -> torch.device:
+    """`cpu`, `cuda` or `cuda:N`, checked against this machine (None: the first GPU, else the CPU); `key` names the
+    setting in a message: trainer.device, or predict's device."""
     import torch
 
-    device = torch.device(spec)
+    if spec is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, TypeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"{key}={spec} is not a device: use cpu, cuda or cuda:N")
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"trainer.device={spec} but this machine has no CUDA GPU; use trainer.device=auto or cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"trainer.device={spec} but this machine has {torch.cuda.device_count()} GPU(s)")
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count:
+            raise ConfigError(f"{key}={spec} but this machine has no CUDA GPU that torch can use; use cpu")
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"{key}={spec} but this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}")
     return device
 
 

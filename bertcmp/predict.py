@@ -32,6 +32,7 @@ from transformers import PreTrainedTokenizerFast
 
 from bertcmp import outputs
 from bertcmp.data import FILE_BUILDERS, as_texts, column, empty_rows, encode, flatten, load_files, make_loader
+from bertcmp.devices import resolve_device
 from bertcmp.errors import BertcmpError, ConfigError, DataError, ModelError, summary
 from bertcmp.model import load_trained, load_trained_tokenizer
 from bertcmp.train import PRECISIONS, in_hardware, predict_probs
@@ -114,7 +115,7 @@ def load_classifier(path: str | Path, device: str | torch.device | None = None,
     settings = read_settings(checkpoint)
     if run is not None:
         check_own_run(checkpoint, settings, run)
-    device = resolve_device(device)
+    device = resolve_device(device, key="device")
     tokenizer = load_trained_tokenizer(checkpoint)
     model = load_trained(checkpoint, settings["head"], settings["pooling"], len(settings["classes"]), tokenizer)
     return Classifier(model, tokenizer, settings, device, inference_dtype(precision, settings, device))
@@ -205,25 +206,6 @@ def check_own_run(checkpoint: Path, settings: dict, run: dict) -> None:
                          f"{', '.join(settings['classes'])}), not by the run that completed in {checkpoint.parent} "
                          f"(classes {', '.join(run.get('classes') or ['?'])}); run it again with "
                          "trainer.save_checkpoint=best to keep its model")
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """The device asked for, if this machine has it; by default the first GPU, else the CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        chosen = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ConfigError(f"device {str(device)!r} is not a device: use cpu, cuda or cuda:N") from None
-    if chosen.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if not count:
-            raise ConfigError(f"device {str(device)!r}: this machine has no CUDA GPU that torch can use; use cpu")
-        if chosen.index is not None and chosen.index >= count:
-            raise ConfigError(f"device {str(device)!r}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}")
-    elif chosen.type != "cpu":
-        raise ConfigError(f"device {str(device)!r}: use cpu, cuda or cuda:N")
-    return chosen
 
 
 @dataclass

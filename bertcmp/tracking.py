@@ -68,10 +68,21 @@ def choose_mode(mode: str, directory: Optional[Path] = None) -> Choice:
     return Choice("offline")
 
 
+def import_wandb() -> Any:
+    """wandb, imported where it is needed (it is slow to import and the rest of the package does not need it),
+    with the WANDB_* variables set empty (`export WANDB_SILENT=`) taken as unset, as a shell user means them:
+    wandb's settings reject an empty value (WANDB_SILENT='' fails every wandb.init, disabled mode included)."""
+    for name in [n for n, value in os.environ.items() if n.startswith("WANDB_") and not value.strip()]:
+        del os.environ[name]
+    import wandb
+
+    return wandb
+
+
 def server_url() -> str:
     """The W&B server that wandb.init talks to: WANDB_BASE_URL, else the one `wandb login --host` saved, else
     W&B's default (which wandb 0.31 moved from api.wandb.ai to api.forge.coreweave.com)."""
-    import wandb
+    wandb = import_wandb()
 
     settings = wandb.Settings(settings_system=os.path.expanduser(
         os.path.join(os.environ.get("WANDB_CONFIG_DIR", "~/.config/wandb"), "settings")))
@@ -142,7 +153,7 @@ def start_run(cfg: DictConfig, choice: Choice, config: dict, name: str, group: O
               run_id: Optional[str] = None) -> Tracker:
     """Start the job's W&B run, writing its files under `directory` (the job's output dir); with `run_id`,
     go on with that earlier W&B run (a resumed training)."""
-    import wandb  # imported here: it is slow to import and the rest of the package does not need it
+    wandb = import_wandb()
 
     def init(mode: str) -> Any:
         return wandb.init(project=cfg.project, entity=cfg.entity, group=cfg.group or group, tags=list(cfg.tags),
@@ -179,7 +190,7 @@ def log_comparison(cfg: DictConfig, group: str, table: tuple[list[str], list[lis
     mode = choose_mode(str(cfg.mode)).mode
     if mode != "online":
         return
-    import wandb
+    wandb = import_wandb()
 
     columns, rows = table
     run = wandb.init(project=cfg.project, entity=cfg.entity, group=cfg.group or group, job_type="compare",

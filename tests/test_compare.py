@@ -527,3 +527,7 @@ def test_a_task_compared_on_f1_shows_it_and_ranks_by_it(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert re.search(r"macro-F1\s+MCC\s+test f1\s+best epoch", printed)
     assert "0.8395 ± 0.0007" in printed
+    # the compared metric is kept once a row: metric_mean and metric_std, under the name `metric`
+    rows = json.loads((tmp_path / "s" / "comparison" / "comparison.json").read_text())["rows"]
+    assert sorted(r["metric_mean"] for r in rows) == pytest.approx([0.7495, 0.8395])
+    assert all(r["metric"] == "test.f1" and "test.f1" not in r and "test.f1_std" not in r for r in rows)

@@ -156,3 +156,20 @@ def test_a_cpu_is_named_by_its_model():
 
     name = device_name(torch.device("cpu"))
     assert name and name != "unknown CPU" and "\n" not in name
+
+
+def test_one_device_check_for_training_and_for_predictions(monkeypatch):
+    """trainer.device and predict's device are checked by one function: what names no CPU or CUDA device is one
+    line naming the setting, and no device at all is the first GPU, else the CPU."""
+    from bertcmp import predict
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert predict.resolve_device is resolve_device
+    for key in ("trainer.device", "device"):
+        for spec in ("meta", "bogus"):
+            with pytest.raises(ConfigError, match=f"^{key}={spec} is not a device: use cpu, cuda or cuda:N$"):
+                resolve_device(spec, key)
+        with pytest.raises(ConfigError, match=f"^{key}=cuda:1 but this machine has no CUDA GPU"):
+            resolve_device("cuda:1", key)
+    assert resolve_device(None) == torch.device("cpu") and resolve_device("cpu") == torch.device("cpu")

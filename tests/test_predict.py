@@ -296,8 +296,8 @@ def test_a_damaged_checkpoint_is_one_line_naming_its_file(topics_run, tmp_path, 
     (["--out", "{tmp}/no/such/dir/p.csv"], "--out {tmp}/no/such/dir/p.csv: the directory {tmp}/no/such/dir does "
                                           "not exist; create it, or give another path", 2),
     (["--out", "{tmp}"], "--out {tmp} is a directory: give a file in it, e.g. {tmp}/predictions.csv", 2),
-    (["--device", "bogus"], "device 'bogus' is not a device: use cpu, cuda or cuda:N", 1),
-    (["--device", "cuda:99"], "device 'cuda:99': this machine has ", 1),
+    (["--device", "bogus"], "device=bogus is not a device: use cpu, cuda or cuda:N", 1),
+    (["--device", "cuda:99"], "device=cuda:99 but this machine has ", 1),
     (["--file", "{tmp}/latin1.txt"], "--file {tmp}/latin1.txt is not UTF-8 text (byte 0xe9 at offset 5); save it "
                                      "as UTF-8", 1),
 ])

@@ -3,6 +3,7 @@ read into bertcmp; tracking trouble never fails a run."""
 
 import http.server
 import logging
+import os
 import socket
 import sys
 import threading
@@ -238,3 +239,17 @@ def test_a_disabled_run_says_nothing_about_where_it_is(tmp_path, caplog):
         tracker = start_run(cfg, Choice("disabled"), {"lr": 1e-5}, "bert", None, tmp_path)
         tracker.finish()
     assert "W&B run:" not in caplog.text and "wandb sync" not in caplog.text
+
+
+@pytest.mark.parametrize("mode", ["disabled", "offline"])
+def test_an_empty_wandb_variable_is_taken_as_unset(tmp_path, monkeypatch, mode):
+    """`export WANDB_SILENT=` left an empty variable, which wandb's settings reject: every run failed to start,
+    disabled ones too (wandb's own bug; bertcmp keeps it from reaching wandb)."""
+    from omegaconf import OmegaConf
+
+    monkeypatch.setenv("WANDB_SILENT", "")
+    monkeypatch.setenv("WANDB_NOTES", " ")
+    cfg = OmegaConf.create({"project": "p", "entity": None, "group": None, "tags": []})
+    tracker = start_run(cfg, Choice(mode), {"lr": 1e-5}, "bert", None, tmp_path)
+    tracker.finish()
+    assert "WANDB_SILENT" not in os.environ and "WANDB_NOTES" not in os.environ

@@ -57,9 +57,8 @@ def summarise(runs: Sequence[Run], metric: str, task: str, encoders: dict[str, s
                "lr": members[0].lr, "key": key}
         for name in SUMMARISED:
             row[name], row[name + "_std"] = _mean_std([r.value(name) for r in members])
-        row["metric"] = metric
+        row["metric"] = metric  # the compared metric's name; its mean and std over seeds:
         row["metric_mean"], row["metric_std"] = _mean_std([r.value(metric) for r in members])
-        row[metric], row[metric + "_std"] = row["metric_mean"], row["metric_std"]  # test.f1 too: a column of its own
         row["selection"], row["selection_std"] = _mean_std([valid_score(r, metric) for r in members])
         row["healed"] = sum(bool(r.metrics.get("recovered")) for r in members)  # marked in the table
         rows.append(row)
@@ -83,8 +82,9 @@ def _cell(row: dict, key: str, fmt: str) -> str:
     value = row[key]
     if key == "configuration" and row.get("healed"):
         return f"{value} (healed: {row['healed']})"
-    if fmt == "pm":
-        return f"{value:.4f} ± {row[key + '_std']:.4f}" if row["runs"] > 1 else f"{value:.4f}"
+    if fmt == "pm":  # mean ± std: the std of `test.accuracy` is `test.accuracy_std`, of `metric_mean` `metric_std`
+        spread = row[key.removesuffix("_mean") + "_std"]
+        return f"{value:.4f} ± {spread:.4f}" if row["runs"] > 1 else f"{value:.4f}"
     return fmt.format(value)
 
 
@@ -105,7 +105,7 @@ def _cells(rows: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
     """TABLE's columns, and the compared metric's after MCC where TABLE lacks it (test.f1: MRPC, QQP)."""
     metric = rows[0]["metric"] if rows else None
     table = TABLE if metric is None or metric in SUMMARISED else [
-        *TABLE[:6], ("test " + metric.split(".", 1)[1].replace("_", "-"), metric, "pm"), *TABLE[6:]]
+        *TABLE[:6], ("test " + metric.split(".", 1)[1].replace("_", "-"), "metric_mean", "pm"), *TABLE[6:]]
     return [head for head, _, _ in table], [[_cell(r, key, fmt) for _, key, fmt in table] for r in rows]
 
 
