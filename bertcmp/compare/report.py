@@ -41,7 +41,7 @@ class TaskReport:
     notes: list[str]
     # each other encoder's cost against the leader's, by the other's name (cost.CostRatio, one per measure)
     cost: dict[str, list[cost.CostRatio]] = field(default_factory=dict)
-    cost_sentences: list[str] = field(default_factory=list)
+    cost_sentences: dict[str, str] = field(default_factory=dict)  # the same, in a sentence, by the other's name
     budget_compute: dict[str, list[dict]] = field(default_factory=dict)  # per encoder: hours, test, test_sd
     hours_unit: str = "CPU-hours"   # of budget_compute: GPU-hours where every run trained on a GPU
     advice: Advice = field(default_factory=lambda: Advice(None, ""))  # the recommendation
@@ -195,7 +195,7 @@ def compare_cost(task: TaskReport) -> None:
         ratios, notes = cost.cost_ratios(h.encoder_a, members[h.a], h.encoder_b, members[h.b])
         task.cost[h.encoder_b] = ratios
         task.notes += notes
-        task.cost_sentences.append(cost.cost_sentence(ratios))
+        task.cost_sentences[h.encoder_b] = cost.cost_sentence(ratios)
 
 
 OUT_ADVICE = "free some space, or give --out a directory on another disk"
@@ -240,7 +240,7 @@ def task_json(task: TaskReport) -> dict:
             "budget_compute": task.budget_compute, "budget_compute_unit": task.hours_unit,
             "budget_sentences": task.budget_sentences,
             "cost": [asdict(c) for ratios in task.cost.values() for c in ratios],
-            "cost_sentences": task.cost_sentences, "pick": task.advice.pick, "recommendation": task.recommendation,
+            "cost_sentences": list(task.cost_sentences.values()), "pick": task.advice.pick, "recommendation": task.recommendation,
             "notes": task.notes}
 
 
@@ -317,7 +317,7 @@ def task_markdown(task: TaskReport, level: str, several: bool) -> list[str]:
         if any(r.compared for r in ratios):
             parts += ["", f"Cost, {h.encoder_b} over {h.encoder_a} (the two configurations' runs; 95 % interval "
                           "over seeds, on log ratios):", "", grid_markdown(*_cost_cells(ratios))]
-        parts += ["", cost.cost_sentence(ratios)] if ratios else []
+        parts += ["", task.cost_sentences[h.encoder_b]] if ratios else []
         if h.by_length:
             parts += ["", f"{by_length_title(h)}:", "", by_length_markdown(h), "", h.length_sentence]
         if h.by_class:
@@ -477,7 +477,7 @@ def print_report(report: Report, stream=None, list_not_completed: bool = True) -
             ratios = task.cost.get(h.encoder_b, [])
             if any(r.compared for r in ratios):
                 say(f"cost, {h.encoder_b} over {h.encoder_a}:", grid_text(*_cost_cells(ratios)))
-            say(*[cost.cost_sentence(ratios)] if ratios else [])
+            say(*[task.cost_sentences[h.encoder_b]] if ratios else [])
             if h.by_length:
                 say(*by_length_lines(h), h.length_sentence)
             if h.by_class:
