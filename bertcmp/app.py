@@ -344,7 +344,7 @@ class Data:
     head_tokens: int                # data.truncation=head_tail: tokens kept from the start
     encoded: dict[str, Encoded]     # train / valid / test, tokenized
     loaders: dict[str, DataLoader]  # train / valid / test
-    test_texts: list[str]           # in encoded["test"]'s order (pairs: both texts): their starts go with the predictions
+    test_texts: list[str]           # in encoded["test"]'s order (pairs: both): their starts go with the predictions
 
 
 def load_data(cfg: DictConfig, hardware: Hardware, max_length: int) -> Data:

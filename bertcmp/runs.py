@@ -287,8 +287,8 @@ def _read_predictions(path: Path, metrics: dict) -> tuple[Optional[Predictions],
         except (TypeError, ValueError) as err:
             return None, f"{path}: unreadable n_tokens ({type(err).__name__}: {err}); not used"
     text = [r["text"] for r in rows] if rows and "text" in rows[0] else None
-    return Predictions(index=index, label=label, pred=pred, n_tokens=n_tokens, prob=_predicted_prob(rows, pred, classes),
-                       text=text), None
+    return Predictions(index=index, label=label, pred=pred, n_tokens=n_tokens,
+                       prob=_predicted_prob(rows, pred, classes), text=text), None
 
 
 def _predicted_prob(rows: list[dict], pred: np.ndarray, classes: Sequence[str]) -> Optional[np.ndarray]:

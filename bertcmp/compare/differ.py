@@ -13,13 +13,11 @@ from typing import Optional, Sequence
 import numpy as np
 
 from bertcmp.compare import stats
+from bertcmp.compare.table import points
+from bertcmp.metrics import per_class
 from bertcmp.runs import Run
 
 EXAMPLES = 5  # test items shown per encoder
-
-
-def _points(value: float) -> str:
-    return f"{value * 100:.1f}"
 
 
 def _standing(row: dict, margin: float, a: str, b: str) -> str:
@@ -103,12 +101,12 @@ def length_sentence(rows: Sequence[dict], a: str, b: str, margin: float) -> str:
             winner = standing.removeprefix("better-")
             low, high = (row["low"], row["high"]) if winner == a else (-row["high"], -row["low"])
             clauses.append(f"{where} {winner} is better by {abs(row['difference']) * 100:.1f} points "
-                           f"({_points(low)} to {_points(high)})")
+                           f"({points(low)} to {points(high)})")
         elif standing == "equivalent":
             clauses.append(f"{where} the two are within the margin")
         else:
             clauses.append(f"{where} the difference is inconclusive ({row['difference'] * 100:+.1f} points, "
-                           f"{_points(row['low'])} to {_points(row['high'])})")
+                           f"{points(row['low'])} to {points(row['high'])})")
     if rows[0]["quarters"]:
         lead = ("Neither model cut any test text; by length (quarters of the items)" if rows[0]["cut_by"] == "none"
                 else "By length (quarters of the items)")
@@ -140,8 +138,6 @@ def by_class(run_a: Run, run_b: Run) -> list[dict]:
     if len(classes) <= 2:
         return []
     label, pred_a, pred_b = run_a.predictions.label, run_a.predictions.pred, run_b.predictions.pred
-    from bertcmp.metrics import per_class
-
     f1_a, f1_b = per_class(label, pred_a, len(classes))[2], per_class(label, pred_b, len(classes))[2]
     intervals = stats.per_class_f1_bootstrap(label, pred_a, pred_b, len(classes))
     rows = [{"class": name, "f1_a": float(f1_a[k]), "f1_b": float(f1_b[k]), "difference": i.mean, "low": i.low,
@@ -156,8 +152,7 @@ def class_sentence(rows: Sequence[dict], a: str, b: str, margin: float) -> str:
     """A class where one encoder is clearly weaker, or none."""
     if not rows:
         return ""
-    weaker = [(r, _standing(r, margin, a, b)) for r in rows]
-    weaker = [(r, s) for r, s in weaker if s.startswith("better-")]
+    weaker = [(r, s) for r in rows if (s := _standing(r, margin, a, b)).startswith("better-")]
     if not weaker:
         return (f"By class: neither is clearly weaker on any of the {len(rows)} classes (per-class F1, paired "
                 "bootstrap, Holm-adjusted over classes).")
@@ -167,7 +162,7 @@ def class_sentence(rows: Sequence[dict], a: str, b: str, margin: float) -> str:
         mine, theirs = (r["f1_b"], r["f1_a"]) if loser == b else (r["f1_a"], r["f1_b"])
         low, high = sorted((-r["high"], -r["low"]) if loser == a else (r["low"], r["high"]))
         said.append(f"{loser} is clearly weaker on {r['class']!s} (F1 {mine:.3f} vs {theirs:.3f}, "
-                    f"{_points(low)} to {_points(high)} points)")
+                    f"{points(low)} to {points(high)} points)")
     return "By class: " + "; ".join(said) + " (paired bootstrap 95 % CI, Holm-adjusted over classes)."
 
 

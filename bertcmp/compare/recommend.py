@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from bertcmp.compare.cost import NOT_COMPARED, CostRatio, ahead, clauses, hardware_words
-from bertcmp.compare.verdict import ONE_RUN, HeadToHead, points, seeds_clause
+from bertcmp.compare.table import points
+from bertcmp.compare.verdict import ONE_RUN, HeadToHead, seeds_clause
 
 SPEEDS = ("train_tokens_per_s", "infer_examples_per_s")  # what "cheaper" means: time to train, time to classify
 
@@ -57,7 +58,8 @@ def pair_advice(h: HeadToHead, costs: Sequence[CostRatio]) -> Advice:
         tail = f"; on cost, {speed}" if speed else f"; {cost_unknown}"
         return Advice(h.winner, f"Pick {h.winner}: it is better than {loser} by {gain}{tail}.")
     if h.verdict == "equivalent":
-        same = f"{h.encoder_a} and {h.encoder_b} are practically equivalent in accuracy (within ±{h.margin * 100:g} {unit})"
+        same = (f"{h.encoder_a} and {h.encoder_b} are practically equivalent in accuracy "
+                f"(within ±{h.margin * 100:g} {unit})")
         if len(cheaper) == 1:
             pick = cheaper.pop()
             return Advice(pick, f"Pick {pick}, the cheaper: {same}, and {speed}.")

@@ -15,8 +15,8 @@ from bertcmp.compare.across import AcrossTasks, TaskResult, across_tasks, test_c
 from bertcmp.compare.differ import example_line
 from bertcmp.compare.recommend import Advice, across_advice, task_advice
 from bertcmp.compare.groups import by_task, encoder_names, task_names
-from bertcmp.compare.table import (grid_markdown, grid_text, selection_of, shared_overrides, summarise, table_csv,
-                                   table_markdown, table_text, valid_score)
+from bertcmp.compare.table import (grid_markdown, grid_text, points, selection_of, shared_overrides, summarise,
+                                   table_csv, table_markdown, table_text, valid_score)
 from bertcmp.compare.verdict import (DEFAULT_MARGIN, HeadToHead, Standing, head_to_heads, item_level_line,
                                      rank_encoders)
 from bertcmp.errors import writing
@@ -240,7 +240,8 @@ def task_json(task: TaskReport) -> dict:
             "budget_compute": task.budget_compute, "budget_compute_unit": task.hours_unit,
             "budget_sentences": task.budget_sentences,
             "cost": [asdict(c) for ratios in task.cost.values() for c in ratios],
-            "cost_sentences": list(task.cost_sentences.values()), "pick": task.advice.pick, "recommendation": task.recommendation,
+            "cost_sentences": list(task.cost_sentences.values()), "pick": task.advice.pick,
+            "recommendation": task.recommendation,
             "notes": task.notes}
 
 
@@ -417,7 +418,7 @@ def _by_length_cells(h: HeadToHead) -> tuple[list[str], list[list[str]]]:
 
 
 def _difference(row: dict) -> str:
-    return f"{row['difference'] * 100:+.1f} ({row['low'] * 100:.1f} to {row['high'] * 100:.1f})"
+    return f"{row['difference'] * 100:+.1f} ({points(row['low'])} to {points(row['high'])})"
 
 
 def _class_cells(h: HeadToHead) -> tuple[list[str], list[list[str]]]:

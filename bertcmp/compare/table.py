@@ -22,6 +22,11 @@ TABLE = [("configuration", "configuration", "{}"), ("runs", "runs", "{}"),
 SUMMARISED = [key for _, key, _ in TABLE[2:]]  # the metrics.json values averaged over a configuration's seeds
 
 
+def points(value: float) -> str:
+    """A difference in [0, 1] units as points, e.g. 0.0123 -> 1.2."""
+    return f"{value * 100:.1f}"
+
+
 def selection_of(metric: str) -> str:
     """The validation score that picks a configuration when `metric` is compared (test.mcc: valid.mcc)."""
     return "valid." + metric.split(".", 1)[1]

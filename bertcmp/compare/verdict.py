@@ -15,7 +15,7 @@ import numpy as np
 
 from bertcmp.compare import stats
 from bertcmp.compare.differ import where_they_differ
-from bertcmp.compare.table import valid_score
+from bertcmp.compare.table import points, valid_score
 from bertcmp.runs import Run
 
 DEFAULT_MARGIN = 0.5        # points of the compared metric
@@ -162,10 +162,6 @@ def decide(h: HeadToHead) -> None:
 
 def _tested_p(h: HeadToHead) -> float:
     return h.adjusted_p if h.adjusted_p is not None else h.p_value
-
-
-def points(value: float) -> str:
-    return f"{value * 100:.1f}"
 
 
 def conclusion(h: HeadToHead) -> str:
