@@ -32,7 +32,7 @@ import torch
 from omegaconf import OmegaConf
 from transformers import set_seed
 
-from bertcmp.app import release_memory
+from bertcmp.recipe import release_memory
 from bertcmp.config import TrainerConfig
 from bertcmp.data import Encoded, make_loader
 from bertcmp.devices import cap_memory

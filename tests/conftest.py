@@ -1,6 +1,7 @@
 """Shared fixtures. Everything runs offline: no Hub, no W&B server; models and data are made here."""
 
 import os
+import tempfile
 
 # set before transformers / huggingface_hub are imported anywhere: they read these once, at import
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -10,6 +11,23 @@ os.environ["WANDB_SILENT"] = "true"
 os.environ.pop("WANDB_API_KEY", None)
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
+
+def cores_of_this_worker() -> None:
+    """Under pytest-xdist (-n N): each worker on cores of its own, with a lease folder of its own, so that its
+    jobs use all of its cores and take turns only with each other, as jobs on a machine of their own would; two
+    workers' torch threads spinning on the same cores cost 3x, not 2x."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    cores = sorted(os.sched_getaffinity(0))
+    if worker is None or count > len(cores):
+        return
+    os.sched_setaffinity(0, cores[int(worker.removeprefix("gw"))::count])
+    os.environ["BERTCMP_LEASE_DIR"] = os.path.join(tempfile.gettempdir(), f"bertcmp-{os.getuid()}", worker)
+    os.environ["OMP_NUM_THREADS"] = str(len(os.sched_getaffinity(0)))  # torch's default, before it is imported
+
+
+cores_of_this_worker()
+
+import gc  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -22,6 +40,33 @@ from omegaconf import OmegaConf  # noqa: E402
 from bertcmp.synthetic import make_reviews  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+
+pytest_plugins = ["fast_tier", "pytester"]  # fast_tier: a test over 20 s outside the slow tier fails
+
+
+def pytest_collection_finish(session) -> None:
+    """What the test modules imported (torch, transformers) is left out of every later garbage collection, as
+    bertcmp.recipe does for a run: each job's collection then costs milliseconds, not a quarter of a second."""
+    gc.freeze()
+
+
+@pytest.fixture(autouse=True)
+def figures_built_not_drawn(request, monkeypatch) -> None:
+    """The comparison's figures are built (every plotting call runs) but neither laid out, drawn nor written,
+    except in tests marked `figures`, which look at them: drawing is most of a comparison's time, 0.2 s a figure
+    here, and most tests read its numbers and sentences. The command line's tests (subprocesses) draw them all."""
+    if request.node.get_closest_marker("figures"):
+        return
+    from bertcmp.compare import plots
+
+    def built(fig, path, legend_on=None, fontsize=None) -> None:
+        for ax in fig.axes:
+            ax.grid(alpha=0.3)
+        if legend_on is not None:
+            legend_on.legend(fontsize=fontsize)
+        plots.plt.close(fig)
+
+    monkeypatch.setattr(plots, "_save", built)
 
 
 @pytest.fixture(scope="session", autouse=True)

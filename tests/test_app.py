@@ -39,6 +39,28 @@ def recorded(job: Job) -> dict:
     return json.loads((job.dir / "metrics.json").read_text())
 
 
+HEAVY = ("torch", "transformers", "datasets")
+HELP_IMPORTS = """
+import runpy, sys
+sys.argv = [sys.argv[1], "--help"]
+try:
+    runpy.run_module(sys.argv[0], run_name="__main__")
+except SystemExit as stop:
+    assert not stop.code, stop.code
+print("imported:", *(m for m in {heavy!r} if m in sys.modules))
+"""
+
+
+@pytest.mark.slow  # a fresh interpreter
+@pytest.mark.parametrize("module", ["bertcmp", "bertcmp.compare"])
+def test_help_needs_neither_torch_transformers_nor_datasets(module):
+    """What makes `--help` answer in about a second instead of six: the recipe is imported once a run starts."""
+    code = HELP_IMPORTS.format(heavy=HEAVY)
+    result = subprocess.run([sys.executable, "-c", code, module], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "python -m bertcmp" in result.stdout  # the help itself
+    assert result.stdout.splitlines()[-1] == "imported:"
+
 def test_a_tiny_run_completes_and_is_then_skipped(tmp_path, caplog):
     cfg, job = new_job(tmp_path, *TINY)
     accuracy = run_job(cfg, job)
@@ -126,7 +148,7 @@ def test_a_resume_state_is_used_only_by_its_own_run(tmp_path, caplog):
     import torch
 
     from bertcmp import outputs
-    from bertcmp.app import Resume, load_resume
+    from bertcmp.recipe import Resume, load_resume
     from bertcmp.train import Progress, TrainingState
 
     cfg, job = new_job(tmp_path, *TINY)
@@ -294,7 +316,8 @@ def test_a_pair_task(tmp_path):
 @pytest.mark.parametrize("kind", ["roberta", "distilbert"])
 def test_model_auto_runs_any_encoder_and_names_it_by_family(request, tmp_path, kind):
     directory = request.getfixturevalue(f"tiny_{kind}_dir")
-    cfg, job = new_job(tmp_path, *TINY, "model=auto", f"model.pretrained={directory}", "data.max_length=600")
+    cfg, job = new_job(tmp_path, *TINY, "model=auto", f"model.pretrained={directory}", "data.max_length=600",
+                       "trainer.epochs=1")
     run_job(cfg, job)
     metrics = recorded(job)
     assert metrics["status"] == "completed" and metrics["model"] == kind
@@ -464,11 +487,11 @@ def test_a_job_releases_its_memory_however_it_ends(tmp_path, monkeypatch, ending
     import gc
     import weakref
 
-    from bertcmp import app
+    from bertcmp import recipe
     from bertcmp.errors import TrainingError
 
     models, released = [], []
-    build = app.build_model
+    build = recipe.build_model
 
     def build_and_watch(*args, **kwargs):
         model = build(*args, **kwargs)
@@ -479,8 +502,8 @@ def test_a_job_releases_its_memory_however_it_ends(tmp_path, monkeypatch, ending
         gc.collect()
         released.append([ref() is None for ref in models])
 
-    monkeypatch.setattr(app, "build_model", build_and_watch)
-    monkeypatch.setattr(app, "release_memory", release)
+    monkeypatch.setattr(recipe, "build_model", build_and_watch)
+    monkeypatch.setattr(recipe, "release_memory", release)
     if ending != "completed":
         error = {"failed": TrainingError("the loss became NaN"), "bug": RuntimeError("a bug"),
                  "interrupted": KeyboardInterrupt()}[ending]
@@ -488,7 +511,7 @@ def test_a_job_releases_its_memory_however_it_ends(tmp_path, monkeypatch, ending
         def fail(*args, **kwargs):
             raise error
 
-        monkeypatch.setattr(app, "score_and_save", fail)
+        monkeypatch.setattr(recipe, "score_and_save", fail)
     cfg, job = new_job(tmp_path, *TINY, "trainer.epochs=1")
     try:
         run_job(cfg, job)
@@ -501,7 +524,7 @@ def test_a_job_releases_its_memory_however_it_ends(tmp_path, monkeypatch, ending
 def test_release_memory_empties_the_cuda_cache_on_a_gpu(monkeypatch):
     import torch
 
-    from bertcmp.app import release_memory
+    from bertcmp.recipe import release_memory
 
     emptied = []
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
@@ -546,7 +569,7 @@ def test_the_tasks_metric_picks_the_best_validation_and_is_recorded(tmp_path):
 def test_gradient_checkpointing_is_on_when_asked_and_recorded(tmp_path, caplog):
     from types import SimpleNamespace
 
-    from bertcmp.app import gradient_checkpointing
+    from bertcmp.recipe import gradient_checkpointing
 
     cfg, job = new_job(tmp_path, *TINY, "trainer.gradient_checkpointing=true")
     with caplog.at_level(logging.INFO):
@@ -563,10 +586,10 @@ def test_a_run_healed_from_out_of_memory_records_it_and_the_comparison_marks_it(
     and says so in metrics.json, its log and the comparison."""
     import torch
 
-    from bertcmp import app
+    from bertcmp import recipe
     from bertcmp.compare import main as compare
 
-    built = app.build_classifier
+    built = recipe.build_classifier
 
     def sixteen_at_most(*args, **kwargs):
         model = built(*args, **kwargs)
@@ -583,9 +606,9 @@ def test_a_run_healed_from_out_of_memory_records_it_and_the_comparison_marks_it(
     (tmp_path / "healed").mkdir()
     (tmp_path / "plain").mkdir()
     healed_cfg, healed = new_job(tmp_path / "healed", *TINY)
-    monkeypatch.setattr(app, "build_classifier", sixteen_at_most)
+    monkeypatch.setattr(recipe, "build_classifier", sixteen_at_most)
     run_job(healed_cfg, healed)
-    monkeypatch.setattr(app, "build_classifier", built)
+    monkeypatch.setattr(recipe, "build_classifier", built)
     plain_cfg, plain = new_job(tmp_path / "plain", *TINY, "model=modernbert")
     run_job(plain_cfg, plain)
     metrics = recorded(healed)
@@ -606,13 +629,13 @@ def test_a_run_past_its_requeues_ends_interrupted_with_submitits_reason(tmp_path
     (hydra.launcher.max_num_timeout): the run ends `interrupted`, saying why and how to go on."""
     from submitit.core.utils import UncompletedJobError
 
-    from bertcmp import app
+    from bertcmp import recipe
 
     def times_out(*args, **kwargs):
         raise UncompletedJobError("Job not requeued because: timed-out too many times.")
 
     cfg, job = new_job(tmp_path, *TINY)
-    monkeypatch.setattr(app, "train_and_test", times_out)
+    monkeypatch.setattr(recipe, "train_and_test", times_out)
     with pytest.raises(UncompletedJobError):
         run_job(cfg, job)
     record = recorded(job)

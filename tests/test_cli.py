@@ -21,7 +21,7 @@ FILES = ["metrics.json", "history.jsonl", "test_predictions.csv", "bertcmp.log",
          "checkpoint/model.safetensors", "checkpoint/config.json", "checkpoint/tokenizer.json"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # made once per pytest-xdist worker that needs it
 def smoke_sweep(tmp_path_factory):
     """The README's offline example, unchanged but for where it writes."""
     root = tmp_path_factory.mktemp("smoke")

@@ -120,6 +120,7 @@ def two_sweeps(tmp_path):
     return tmp_path
 
 
+@pytest.mark.figures
 def test_mixed_sweeps_are_compared_head_to_head(two_sweeps, capsys):
     out = two_sweeps / "report"
     assert main([str(two_sweeps / "bert_sweep"), str(two_sweeps / "modern_sweep"), "--out", str(out)]) == 0
@@ -234,11 +235,13 @@ def test_nothing_to_compare_exits_non_zero(tmp_path, capsys):
     assert "no completed run to compare" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_compare_does_not_import_torch():
     code = "import sys, bertcmp.compare; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
+@pytest.mark.figures
 def test_accuracy_by_length_quarters(tmp_path, capsys):
     """ModernBERT wrong on 100 of the shortest texts, BERT wrong on all of the longest quarter."""
     label, n_tokens = labels(), np.arange(N) + 10  # item i has i + 10 tokens: quarters of 500 items
@@ -334,6 +337,7 @@ def test_out_that_is_a_file_is_one_line(tmp_path, capsys):
     assert (tmp_path / "report.txt").read_text() == "mine"
 
 
+@pytest.mark.figures
 def test_a_full_disk_under_out_is_one_line(tmp_path, capsys, monkeypatch):
     import errno
 
@@ -367,6 +371,7 @@ def two_task_runs(root: Path, seeds=(0, 1)) -> dict:
     return tasks
 
 
+@pytest.mark.figures
 def test_runs_of_two_tasks_never_meet(tmp_path, capsys):
     tasks = two_task_runs(tmp_path / "s")
     assert main([str(tmp_path / "s")]) == 0

@@ -45,6 +45,7 @@ def most_at_once(leases: list[tuple]) -> int:
     return max(sum(s <= start < e for _, s, e in leases) for _, start, _ in leases)
 
 
+@pytest.mark.slow  # processes that wait on each other
 def test_concurrent_jobs_never_share_a_gpu(tmp_path):
     leases = holders(tmp_path, count=5, hold=1.5)
     assert len(leases) == 5
@@ -55,6 +56,7 @@ def test_concurrent_jobs_never_share_a_gpu(tmp_path):
     assert most_at_once(leases) == 3
 
 
+@pytest.mark.slow  # processes that wait on each other
 def test_jobs_per_gpu_fills_every_gpu_before_sharing(tmp_path):
     leases = holders(tmp_path, count=6, hold=2.0, jobs_per_gpu=2)
     assert sorted(g for g, _, _ in leases) == [0, 0, 1, 1, 2, 2]
@@ -124,6 +126,7 @@ def test_a_job_sharing_a_gpu_keeps_to_its_share_of_memory(monkeypatch, tmp_path)
 # ---------------------------------------------------------------------------------------------- what a run ran on
 
 
+@pytest.mark.slow  # processes that wait on each other
 def test_neighbours_counts_the_jobs_training_on_the_device_now_and_the_most_seen(tmp_path):
     from bertcmp.devices import Neighbours
 

@@ -227,19 +227,24 @@ BASE_SHAPES = {"bert": (768, 12, 12, 3072, 30522, 512), "modernbert": (768, 22, 
 @pytest.mark.parametrize("family", ["bert", "modernbert"])
 def test_base_shapes_from_scratch(reviews, family):
     """model/scratch=base: each family's real base shape, its embedding table the real vocabulary's size; a size
-    set on the command line wins over the base model's."""
+    set on the command line wins over the base model's. Built on the meta device: shapes without the seconds that
+    filling a base model's weights with random numbers takes."""
     from bertcmp.model import scratch_encoder
 
     cfg = model_cfg(name=family, pretrained=None, scratch=dict(hidden_size=None, num_layers=None, num_heads=None,
                                                                intermediate_size=None, vocab_size=None))
     tok = make_tokenizer(cfg, reviews["text"])
     assert len(tok) < BASE_SHAPES[family][4]  # the generated reviews hold few distinct pieces
-    config = scratch_encoder(family, cfg.scratch, tok).config
+    with torch.device("meta"):
+        model = scratch_encoder(family, cfg.scratch, tok)
+    config = model.config
     assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.intermediate_size,
             config.vocab_size, config.max_position_embeddings) == BASE_SHAPES[family]
+    assert model.get_input_embeddings().weight.shape == (BASE_SHAPES[family][4], BASE_SHAPES[family][0])
     assert describe_encoder(cfg, 100_000).max_length == BASE_SHAPES[family][5]
     cfg.scratch.num_layers = 4
-    assert scratch_encoder(family, cfg.scratch, tok).config.num_hidden_layers == 4
+    with torch.device("meta"):
+        assert scratch_encoder(family, cfg.scratch, tok).config.num_hidden_layers == 4
 
 
 @pytest.mark.parametrize("family, sizes, names", [

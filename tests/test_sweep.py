@@ -153,7 +153,7 @@ def test_joblib_sweep_of_four_runs(tmp_path):
     assert "sweep " in result.stdout and "4 completed, 0 not completed" in result.stdout
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # made once per pytest-xdist worker that needs it
 def sweep_with_a_failure(tmp_path_factory):
     root = tmp_path_factory.mktemp("failing")
     args = ["-m", *TINY, "model.pretrained=null,/no/such/model", "logger.mode=disabled",
