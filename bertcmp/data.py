@@ -70,10 +70,10 @@ def read_source(source: str | Sequence[str], text_column: str, label_column: str
                             "arrow, or an aclImdb folder); give the directory that holds them, or the files")
         raw = _read_aclimdb(acl) if acl else _load(str(root), str(root), config, **_directory_options(root))
     elif any(_looks_local(s) for s in sources):
+        raw = _read_files(sources)  # first: a source that is not there is named as such, whatever data.config says
         if config is not None:
             raise DataError(f"data.config={config!r} names a configuration of a Hub set (GLUE's sst2, ...); "
                             f"data.source={_show(source)} is files, which have none: leave data.config out")
-        raw = _read_files(sources)
     else:
         raw = _load(sources[0], sources[0], config)
     splits = {name: ds for name, ds in raw.items() if name in ("train", "validation", "test", test_split)}

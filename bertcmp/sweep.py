@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from bertcmp.devices import lease_dir
 from bertcmp.runs import Found, Run, load_runs
@@ -117,6 +117,26 @@ def ray_jobs_here() -> int:
     return max(1, int(cpu_cores() // given)) if given else 1
 
 
+# the experiments whose data a command writes first, and that command
+DATA_MADE_BY = {"benchmark_smoke": "python -m tests.hub_fixtures"}
+
+
+def missing_data_folder(config: DictConfig) -> Optional[str]:
+    """When every run reads data.source from one folder by its task's name (data.source: <folder>/${data.name}, as
+    experiment=benchmark_smoke does) and that folder is not there: what to say, naming what would make it."""
+    template = OmegaConf.to_container(config.data, resolve=False).get("source")
+    if not isinstance(template, str) or not template.endswith("/${data.name}"):
+        return None
+    folder = Path(str(config.data.source)).parent
+    if folder.expanduser().exists():
+        return None
+    problem = f"data.source={template}: {folder} does not exist, and every run of this sweep reads its data there"
+    experiment = OmegaConf.select(config, "hydra.runtime.choices.experiment", default=None)
+    if experiment in DATA_MADE_BY:
+        problem += f"; experiment={experiment}'s copies are written by `{DATA_MADE_BY[experiment]} {folder}`"
+    return problem
+
+
 def summarise_sweep(found: Found) -> tuple[list[str], list[str]]:
     """A line for each completed run and for each other one (failed, interrupted, never finished), in job order."""
     runs = {run.dir: run for run in found.runs}
@@ -154,8 +174,14 @@ def _score(run: Run, name: str) -> str:
 
 
 class SweepReport(Callback):
-    """At the end of a multirun: the comparison report (bertcmp.compare) in <sweep>/comparison/, one line per
-    run with the failures and their errors, and exit 1 if any run did not complete."""
+    """Before a multirun's first job: a data folder that none of its runs could read stops it, in one line. At the
+    end: the comparison report (bertcmp.compare) in <sweep>/comparison/, one line per run with the failures and
+    their errors, and exit 1 if any run did not complete."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if problem := missing_data_folder(config):
+            print(f"error: {problem}", file=sys.stderr, flush=True)
+            sys.exit(2)  # SystemExit passes through Hydra's callback guard; no job has started
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)

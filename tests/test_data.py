@@ -723,3 +723,10 @@ def test_a_configuration_of_a_multi_configuration_set(tmp_path):
     assert set(mnli["test"]["text"]) == set(columns(60, 5)["text"])  # validation_matched scores
     with pytest.raises(DataError, match="data.config='sst2' names a configuration of a Hub set"):
         load_splits(data_cfg(source=write_table(tmp_path / "train.csv", columns(50, 1)), config="sst2"))
+
+
+def test_a_missing_local_source_is_named_before_data_config_is_questioned(tmp_path):
+    """A folder that is not there says so, not that data.config does not apply to files (benchmark_smoke's copies
+    not yet written gave that message)."""
+    with pytest.raises(DataError, match=r"data.source='.*/fixtures/sst2' does not exist"):
+        read_source(str(tmp_path / "fixtures" / "sst2"), "sentence", "label", config="sst2")

@@ -395,3 +395,22 @@ def test_the_list_names_runs_as_the_table_does_with_their_seed(tmp_path):
     done, _ = summarise_sweep(load_runs([str(tmp_path)]))
     assert done == ["0 model.pretrained=/models/a/minilm,seed=0: valid mcc 0.7000, test mcc 0.6000",
                     "1 model.pretrained=/models/b/minilm,seed=1: valid mcc 0.7000, test mcc 0.6000"]
+
+
+def test_a_sweep_whose_data_folder_is_missing_stops_before_any_run_naming_what_makes_it(tmp_path, monkeypatch,
+                                                                                          capsys):
+    """experiment=benchmark_smoke without its copies: one line before the first job, not 26 failed runs."""
+    from bertcmp.sweep import SweepReport
+
+    monkeypatch.setenv("BERTCMP_FIXTURES", str(tmp_path / "fixtures"))
+    cfg = compose_with_hydra("experiment=benchmark_smoke")
+    with pytest.raises(SystemExit) as stop:
+        SweepReport().on_multirun_start(cfg)
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: data.source=${{oc.env:BERTCMP_FIXTURES,outputs/fixtures}}/${{data.name}}: {tmp_path / 'fixtures'} "
+        "does not exist, and every run of this sweep reads its data there; experiment=benchmark_smoke's copies are "
+        f"written by `python -m tests.hub_fixtures {tmp_path / 'fixtures'}`")
+    (tmp_path / "fixtures").mkdir()
+    SweepReport().on_multirun_start(cfg)  # there: each run reads its own task's copy
+    SweepReport().on_multirun_start(compose_with_hydra("experiment=smoke"))  # generated data: nothing to check
