@@ -166,3 +166,27 @@ def run_cli(*args: str, cwd: Path, timeout: int = 900, env: Optional[dict] = Non
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "bertcmp", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env={k: v for k, v in environment.items() if v is not None})
+
+
+# the data tests' shared inputs (tests/test_data_*.py)
+
+@pytest.fixture(scope="module")
+def imdb_like(tmp_path_factory) -> Path:
+    """A small IMDB in the Hub's layout, as in ../shared/data/imdb: plain_text/{train,test}-00000-of-00001.parquet."""
+    from datasets import Dataset
+
+    from data_helpers import columns
+
+    root = tmp_path_factory.mktemp("imdb")
+    (root / "plain_text").mkdir()
+    for split, seed in (("train", 1), ("test", 2)):
+        Dataset.from_dict(columns(500, seed)).to_parquet(str(root / "plain_text" / f"{split}-00000-of-00001.parquet"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def splits():
+    from bertcmp.data import load_splits
+    from data_helpers import data_cfg
+
+    return load_splits(data_cfg(synthetic="reviews", num_examples=300, valid_size=0.1, test_size=0.1))

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from datasets import Dataset
+from filelock import FileLock
 from safetensors.torch import load_file
 
 from bertcmp.synthetic import make_reviews
@@ -21,14 +22,23 @@ FILES = ["metrics.json", "history.jsonl", "test_predictions.csv", "bertcmp.log",
          "checkpoint/model.safetensors", "checkpoint/config.json", "checkpoint/tokenizer.json"]
 
 
-@pytest.fixture(scope="session")  # made once per pytest-xdist worker that needs it
-def smoke_sweep(tmp_path_factory):
-    """The README's offline example, unchanged but for where it writes."""
-    root = tmp_path_factory.mktemp("smoke")
-    result = run_cli("-m", "experiment=smoke", "model=bert,modernbert", "logger.mode=offline",
-                     f"hydra.sweep.dir={root / 'sweep'}", cwd=root)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return root / "sweep", result
+@pytest.fixture(scope="session")
+def smoke_sweep(tmp_path_factory, worker_id):
+    """The README's offline example, unchanged but for where it writes: run once for all pytest-xdist workers (the
+    first to need it runs it under a lock, the others read what it left: pytest-xdist's documented recipe)."""
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        shared = shared.parent  # this session's: every worker's base folder lies in it
+    root, said = shared / "smoke", shared / "smoke" / "said.json"
+    with FileLock(str(shared / "smoke.lock")):
+        if not said.exists():
+            root.mkdir(exist_ok=True)
+            result = run_cli("-m", "experiment=smoke", "model=bert,modernbert", "logger.mode=offline",
+                             f"hydra.sweep.dir={root / 'sweep'}", cwd=root)
+            said.write_text(json.dumps([result.returncode, result.stdout, result.stderr]))
+    code, stdout, stderr = json.loads(said.read_text())
+    assert code == 0, stdout + stderr
+    return root / "sweep", subprocess.CompletedProcess([], code, stdout, stderr)
 
 
 def test_smoke_sweep_writes_one_dir_per_run(smoke_sweep):
