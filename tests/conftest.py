@@ -60,10 +60,7 @@ def figures_built_not_drawn(request, monkeypatch) -> None:
     from bertcmp.compare import plots
 
     def built(fig, path, legend_on=None, fontsize=None) -> None:
-        for ax in fig.axes:
-            ax.grid(alpha=0.3)
-        if legend_on is not None:
-            legend_on.legend(fontsize=fontsize)
+        plots._finish(fig, legend_on, fontsize)  # what _save does, less the layout, the drawing and the file
         plots.plt.close(fig)
 
     monkeypatch.setattr(plots, "_save", built)

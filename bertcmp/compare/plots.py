@@ -170,11 +170,16 @@ def _beats(q: tuple[float, float], p: tuple[float, float], more_is_better: bool)
 
 
 def _save(fig, path: Path, legend_on=None, fontsize=None) -> None:
-    """Grid every plot, put the legend on `legend_on` (none if None), write the PNG and free the figure."""
+    """Finish the figure (_finish), write the PNG and free the figure."""
+    _finish(fig, legend_on, fontsize)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _finish(fig, legend_on=None, fontsize=None) -> None:
+    """Grid every plot and put the legend on `legend_on` (none if None)."""
     for ax in fig.axes:
         ax.grid(alpha=0.3)
     if legend_on is not None:
         legend_on.legend(fontsize=fontsize)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
