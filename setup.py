@@ -6,7 +6,8 @@ from setuptools import find_namespace_packages, find_packages, setup
 
 CONFIG_GROUPS = find_namespace_packages(where="conf", exclude=["__pycache__", "*.__pycache__"])
 
-# hydra_plugins.bertcmp_ray_launcher: Hydra takes launchers (hydra/launcher=ray) only from that namespace
-setup(packages=[*find_packages(include=["bertcmp", "bertcmp.*"]), "hydra_plugins.bertcmp_ray_launcher", "bertcmp.conf",
+# hydra_plugins.bertcmp_*_launcher: Hydra takes launchers (hydra/launcher=ray, slurm) only from that namespace
+setup(packages=[*find_packages(include=["bertcmp", "bertcmp.*"]), "hydra_plugins.bertcmp_ray_launcher",
+                "hydra_plugins.bertcmp_submitit_launcher", "bertcmp.conf",
                 *(f"bertcmp.conf.{group}" for group in CONFIG_GROUPS)],
       package_dir={"bertcmp.conf": "conf"})

@@ -42,8 +42,15 @@ log = logging.getLogger("bertcmp")
 
 register_configs()
 # Hydra finds launchers by scanning the hydra_plugins namespace, which an editable install (pip install -e) hides
-# from that scan: hydra/launcher=ray's launcher is registered here
+# from that scan: hydra/launcher=ray's and slurm's launchers are registered here
 Plugins.instance().register(RayLauncher)
+try:  # hydra/launcher=slurm's, where the slurm extra is installed
+    from hydra_plugins.bertcmp_submitit_launcher import submitit_launcher
+
+    Plugins.instance().register(submitit_launcher.SlurmLauncher)
+    Plugins.instance().register(submitit_launcher.LocalLauncher)
+except ImportError:
+    pass
 # conf/hydra/launcher/ray.yaml is named as Ray users expect; hydra-ray-launcher's own node has that name too, which
 # Hydra only warns about (the file wins, and matches that node's schema)
 warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/ray' is validated against ConfigStore schema")

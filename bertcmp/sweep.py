@@ -14,6 +14,7 @@ from typing import Any, Iterator, Optional, Sequence
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from bertcmp import outputs
 from bertcmp.devices import lease_dir
 from bertcmp.runs import Found, Run, load_runs
 
@@ -135,6 +136,23 @@ def missing_data_folder(config: DictConfig) -> Optional[str]:
     if experiment in DATA_MADE_BY:
         problem += f"; experiment={experiment}'s copies are written by `{DATA_MADE_BY[experiment]} {folder}`"
     return problem
+
+
+def record_lost_job(run_dir: Path, overrides: Sequence[str], reason: str) -> str:
+    """A job its scheduler reports as over without a result (killed, cancelled, out of memory, past its requeues):
+    unless the run recorded how it ended, record it as interrupted with the scheduler's reason, so that the sweep
+    lists it, compares the rest and exits 1, and the same command resumes it. Gives the line to log."""
+    record = outputs.read_json(run_dir / outputs.METRICS_FILE)
+    if isinstance(record, dict) and record.get("status") not in (None, "running", "requeued"):
+        return f"{run_dir.name}: {record['status']}: {record.get('error', 'no error recorded')}"
+    if outputs.is_held(run_dir):  # a live process still runs it: its own record will tell
+        return f"{run_dir.name}: {reason}; a live process still holds the run"
+    error = f"{reason}; the same command resumes it (hydra.sweep.dir=<this sweep>)"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    outputs.write_json(run_dir / outputs.METRICS_FILE, {**(record if isinstance(record, dict) else {}),
+                                                         "status": "interrupted", "error": error,
+                                                         "overrides": list(overrides)})
+    return f"{run_dir.name}: interrupted: {error}"
 
 
 def summarise_sweep(found: Found) -> tuple[list[str], list[str]]:

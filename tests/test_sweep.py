@@ -67,7 +67,7 @@ def test_joblib_preset_has_a_sensible_n_jobs():
 
 def test_slurm_preset_asks_one_gpu_per_task():
     launcher = compose_with_hydra("hydra/launcher=slurm", "hydra.launcher.partition=gpu").hydra.launcher
-    assert "SlurmLauncher" in launcher._target_
+    assert launcher._target_ == "hydra_plugins.bertcmp_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert (launcher.gpus_per_node, launcher.tasks_per_node, launcher.partition) == (1, 1, "gpu")
     assert launcher.timeout_min > 0 and launcher.array_parallelism > 0
 
@@ -119,6 +119,52 @@ def test_a_running_run_whose_process_is_gone_is_listed_as_interrupted(tmp_path):
                         "1_gone: interrupted: its process ended without recording how (killed, out of memory, or a "
                         "full disk); the same command resumes it",
                         "2_old: running: no error recorded"]  # bertcmp 0.2 took no lock: nothing to tell
+
+
+def test_a_job_lost_by_its_scheduler_is_recorded_unless_the_run_said_how_it_ended(tmp_path):
+    from bertcmp.outputs import holding
+    from bertcmp.sweep import record_lost_job
+
+    reason = "its job 7 ended without a result (scheduler state CANCELLED; log: 7_0_log.err)"
+    never_started = tmp_path / "0_a"
+    assert record_lost_job(never_started, ["model=bert"], reason) == \
+        f"0_a: interrupted: {reason}; the same command resumes it (hydra.sweep.dir=<this sweep>)"
+    assert metrics(never_started) == {"status": "interrupted", "overrides": ["model=bert"],
+                                      "error": f"{reason}; the same command resumes it (hydra.sweep.dir=<this sweep>)"}
+
+    killed = tmp_path / "1_b"
+    killed.mkdir()
+    (killed / "metrics.json").write_text(json.dumps({"status": "running", "computation_key": "k", "requeues": 2}))
+    record_lost_job(killed, ["model=modernbert"], reason)
+    assert {k: metrics(killed)[k] for k in ("status", "computation_key", "requeues")} == \
+        {"status": "interrupted", "computation_key": "k", "requeues": 2}  # kept: the same command resumes it
+
+    told = tmp_path / "2_c"
+    told.mkdir()
+    (told / "metrics.json").write_text(json.dumps({"status": "failed", "error": "data.source='x' does not exist"}))
+    assert record_lost_job(told, [], reason) == "2_c: failed: data.source='x' does not exist"
+    assert metrics(told)["status"] == "failed"
+
+    live = tmp_path / "3_d"
+    with holding(live):
+        (live / "metrics.json").write_text(json.dumps({"status": "running"}))
+        assert record_lost_job(live, [], reason).endswith("a live process still holds the run")
+    assert metrics(live) == {"status": "running"}
+
+
+def test_the_schedulers_reason_is_one_line_naming_the_jobs_log(tmp_path):
+    from types import SimpleNamespace
+
+    from hydra_plugins.bertcmp_submitit_launcher.submitit_launcher import scheduler_reason
+
+    job = SimpleNamespace(job_id="41_3", paths=SimpleNamespace(stderr=tmp_path / "41_3_0_log.err"))
+    gone = RuntimeError(f"Job 41_3 (task: 0) with path {tmp_path}/41_3_0_result.pkl\nhas not produced any output "
+                        "(state: OUT_OF_MEMORY)\nError stream produced:\n----\nslurmstepd: error: Detected 1 oom")
+    assert scheduler_reason(gone, job) == \
+        f"its job 41_3 ended without a result (scheduler state OUT_OF_MEMORY; log: {tmp_path}/41_3_0_log.err)"
+    raised = RuntimeError("Job (task=0) failed during processing with trace:\n----------------------\n"
+                          "Traceback (most recent call last):\n  File \"x.py\", line 1\nSystemExit: 130\n")
+    assert scheduler_reason(raised, job) == f"its job 41_3 failed: SystemExit: 130 (log: {tmp_path}/41_3_0_log.err)"
 
 
 def test_summary_survives_damaged_run_files(tmp_path):
@@ -291,6 +337,11 @@ def holder_of(run: Path) -> Optional[int]:
     return None
 
 
+# hydra/launcher=slurm's launcher on submitit's local executor: SLURM's code path on this machine
+SLURM_ON_THIS_MACHINE = ["hydra/launcher=submitit_local",
+                         "hydra.launcher._target_=hydra_plugins.bertcmp_submitit_launcher.submitit_launcher.LocalLauncher"]
+
+
 @pytest.mark.slow
 def test_submitit_local_sweep_requeued_runs_resume_to_the_numbers_of_an_uninterrupted_run(tmp_path):
     """The code path of hydra/launcher=slurm, run by submitit on this machine. Each job gets submitit's preemption
@@ -298,8 +349,8 @@ def test_submitit_local_sweep_requeued_runs_resume_to_the_numbers_of_an_uninterr
     requeued job resumes and ends with the numbers of a run never stopped."""
     args = [*TINY, "trainer.epochs=4", "logger.mode=disabled"]
     sweep = tmp_path / "sweep"
-    process = start_cli("-m", *args, "model=bert,modernbert", "hydra/launcher=submitit_local",
-                        f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    process = start_cli("-m", *args, "model=bert,modernbert", *SLURM_ON_THIS_MACHINE, f"hydra.sweep.dir={sweep}",
+                        cwd=tmp_path)
     signalled: set[Path] = set()
     deadline = time.time() + 600
     while len(signalled) < 2 and process.poll() is None and time.time() < deadline:
@@ -324,6 +375,41 @@ def test_submitit_local_sweep_requeued_runs_resume_to_the_numbers_of_an_uninterr
     a, b = metrics(whole), metrics(bert)
     assert (a["valid"], a["test"], a["best_epoch"]) == (b["valid"], b["test"], b["best_epoch"])
     assert (whole / "test_predictions.csv").read_bytes() == (bert / "test_predictions.csv").read_bytes()
+
+
+@pytest.mark.slow
+def test_a_submitit_job_killed_outright_is_one_not_ok_run_and_the_rest_is_compared(tmp_path):
+    """SIGKILL leaves no record of how the run ended and no result for submitit: the sweep still lists every run,
+    the killed one as interrupted with the scheduler's reason, compares the rest and exits 1, without a traceback;
+    the same command then resumes the killed run alone."""
+    args = [*TINY, "trainer.epochs=3", "logger.mode=disabled", "model=bert,modernbert", *SLURM_ON_THIS_MACHINE,
+            f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    process = start_cli("-m", *args, cwd=tmp_path)
+    killed: Optional[Path] = None
+    deadline = time.time() + 600
+    while killed is None and process.poll() is None and time.time() < deadline:
+        for run in (p for p in (tmp_path / "sweep").glob("*_*") if p.is_dir()):
+            if (run / "resume" / "state.pt").is_file() and (pid := holder_of(run)):
+                os.kill(pid, signal.SIGKILL)  # what SLURM's scancel -s KILL, or the out-of-memory killer, does
+                killed = run
+                break
+        time.sleep(0.05)
+    output = process.communicate(timeout=600)[0]
+    assert process.returncode == 1 and killed is not None, output
+    assert "Traceback" not in output and "UncompletedJobError" not in output, output
+    record = metrics(killed)
+    assert record["status"] == "interrupted" and "ended without a result (scheduler state " in record["error"], record
+    assert "the same command resumes it" in record["error"] and record["computation_key"]
+    other = next(r for r in run_dirs(tmp_path / "sweep") if r != killed)
+    assert metrics(other)["status"] == "completed"
+    assert re.search(rf"{killed.name.split('_')[0]} .*: interrupted: its job \d+ ended without a result", output), output
+    assert (tmp_path / "sweep" / "comparison").is_dir(), output
+
+    again = run_cli("-m", *args, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert [metrics(r)["status"] for r in run_dirs(tmp_path / "sweep")] == ["completed"] * 2
+    logs = (killed / "bertcmp.log").read_text()
+    assert "resuming after epoch" in logs, logs
 
 
 TURN_HOLDER = """
