@@ -68,3 +68,12 @@ def writing(path: Path, advice: str = RUN_ADVICE) -> Iterator[None]:
 
 class TrackingError(BertcmpError):
     """Tracking asked for explicitly (logger.mode=online) that cannot start."""
+
+
+class NotCachedError(BertcmpError):
+    """A Hub model or data set that a run without the Hub (offline) does not find in the Hugging Face cache: what is
+    missing, and the command that would fetch it."""
+
+    def __init__(self, missing: str, command: str):
+        self.missing = missing
+        super().__init__(f"{missing}; fetch it where the Hub can be reached, with the sweep's overrides: {command}")

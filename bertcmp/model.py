@@ -19,7 +19,8 @@ from torch import nn
 from transformers import (AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer, BertConfig,
                           ModernBertConfig, PreTrainedModel, PreTrainedTokenizerFast)
 
-from bertcmp.errors import ConfigError, ModelError, summary
+from bertcmp import hub
+from bertcmp.errors import BertcmpError, ConfigError, ModelError, summary
 
 log = logging.getLogger(__name__)
 
@@ -279,11 +280,13 @@ def scratch_encoder(family: str, scratch: DictConfig, tokenizer: PreTrainedToken
                          "use model.attn_implementation=sdpa") from err
 
 
-def _unreachable(pretrained: str, err: Exception) -> ModelError:
+def _unreachable(pretrained: str, err: Exception) -> BertcmpError:
     if Path(pretrained).expanduser().is_dir():
         return ModelError(f"model.pretrained={pretrained!r} is a directory but not a saved model "
                           f"({summary(err)}); it needs config.json, "
                           "the weights and tokenizer files as save_pretrained writes them")
+    if hub.is_offline():
+        return hub.not_cached("model.pretrained", pretrained)
     return ModelError(f"model.pretrained={pretrained!r} is neither a local directory nor reachable on the "
                       "Hugging Face Hub; download it and pass model.pretrained=/local/dir, "
                       "or try the offline preset experiment=smoke")

@@ -16,21 +16,24 @@ import resource
 import traceback
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
 
 import datasets
 import torch
+from datasets import DatasetDict
 from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerFast, set_seed
 from transformers.utils import logging as transformers_logging
 
-from bertcmp import outputs
+from bertcmp import hub, outputs
 from bertcmp.config import CHECKPOINTING_FROM, validate
-from bertcmp.data import Encoded, classes, column, load_splits, make_loader, shown_texts, tokenize_splits
+from bertcmp.data import (Encoded, cache_entry, classes, column, load_splits, make_loader, shown_texts,
+                          tokenize_splits)
 from bertcmp.devices import Neighbours, device_name, job_device
-from bertcmp.errors import ConfigError
+from bertcmp.errors import ConfigError, NotCachedError
 from bertcmp.model import (build_classifier, count_parameters, describe_encoder, enable_gradient_checkpointing,
                            make_tokenizer)
 from bertcmp.sweep import CpuTurns, TakingTurns, cpu_cores, cpu_threads_per_job
@@ -53,21 +56,38 @@ def train_and_test(cfg: DictConfig, job: Job) -> float:
     score on that metric."""
     validate(cfg)  # before anything slow, so a bad value costs nothing
     tracking = choose_mode(str(cfg.logger.mode), job.dir)  # and can W&B be reached?
-    encoder = describe_encoder(cfg.model, cfg.data.max_length)  # and is the pretrained model there?
-    job.named_by(encoder.family)
-    # a GPU of its own for as long as the job runs (trainer.device=auto), however the job ends
-    with job_device(cfg.trainer.device, cfg.trainer.jobs_per_gpu, job.num) as device:
-        try:
-            metrics = train_on(cfg, job, device, encoder.max_length, tracking)
-        except BaseException as err:
-            traceback.clear_frames(err.__traceback__)  # the failed steps' locals (the model, its batches) go now
-            raise
-        finally:
-            release_memory(device)  # inside the lease: the next job on this GPU finds it empty
+    # and the Hub? Without it, from the cache (python -m bertcmp.prepare), without waiting on each file's retries
+    with hub.offline_unless_reachable(hub_ids(cfg)), naming_prepare(job.overrides):
+        encoder = describe_encoder(cfg.model, cfg.data.max_length)  # and is the pretrained model there?
+        job.named_by(encoder.family)
+        # a GPU of its own for as long as the job runs (trainer.device=auto), however the job ends
+        with job_device(cfg.trainer.device, cfg.trainer.jobs_per_gpu, job.num) as device:
+            try:
+                metrics = train_on(cfg, job, device, encoder.max_length, tracking)
+            except BaseException as err:
+                traceback.clear_frames(err.__traceback__)  # the failed steps' locals (the model, its batches) go now
+                raise
+            finally:
+                release_memory(device)  # inside the lease: the next job on this GPU finds it empty
     metric = metrics["metric"]
     log.info("%s: best epoch %g, valid %s %.4f, test %s %.4f (%s)", job.model, metrics["best_epoch"], metric,
              metrics["valid"][metric], metric, metrics["test"][metric], job.dir)
     return metrics["valid"][metric]
+
+
+def hub_ids(cfg: DictConfig) -> list[str]:
+    """The Hub repositories this run loads: its pretrained model, its data set."""
+    named = [cfg.model.pretrained, None if cfg.data.synthetic else cfg.data.source]
+    return [name for name in named if isinstance(name, str) and hub.is_hub_id(name)]
+
+
+@contextlib.contextmanager
+def naming_prepare(overrides: Sequence[str]) -> Iterator[None]:
+    """What the cache lacks, named with the command that fetches all this run needs (its own overrides)."""
+    try:
+        yield
+    except NotCachedError as err:
+        raise NotCachedError(err.missing, " ".join([hub.PREPARE, *overrides])) from None
 
 
 def train_on(cfg: DictConfig, job: Job, device: torch.device, max_length: int, tracking: Choice) -> dict[str, Any]:
@@ -149,8 +169,20 @@ class Data:
     test_texts: list[str]           # in encoded["test"]'s order (pairs: both): their starts go with the predictions
 
 
-def load_data(cfg: DictConfig, hardware: Hardware, max_length: int) -> Data:
-    """Read and split the data, get the tokenizer, tokenize once (cached for every later run), batch."""
+@dataclass
+class Tokenized:
+    """The run's data read, split and tokenized, before batching: what bertcmp.prepare makes ahead of a sweep."""
+    splits: DatasetDict
+    classes: list[str]
+    tokenizer: PreTrainedTokenizerFast
+    head_tokens: int
+    encoded: dict[str, Encoded]
+    cache: Path  # the tokenized data's entry in cache_dir
+
+
+def tokenize_data(cfg: DictConfig, max_length: int) -> Tokenized:
+    """Read and split the data, get the tokenizer, tokenize once (cached for every later run with the same texts,
+    tokenizer, length and truncation)."""
     d = cfg.data
     splits = load_splits(d)
     names = classes(splits)
@@ -161,6 +193,15 @@ def load_data(cfg: DictConfig, hardware: Hardware, max_length: int) -> Data:
     # Sun et al. (2019) kept 128 of BERT's 512 tokens from the start: a quarter of what each model reads
     head_tokens = d.head_tokens or max_length // 4
     encoded = tokenize_splits(splits, tokenizer, max_length, cfg.cache_dir, d.truncation, head_tokens)
+    cache = cache_entry(splits, tokenizer, max_length, cfg.cache_dir, d.truncation, head_tokens)
+    return Tokenized(splits, names, tokenizer, head_tokens, encoded, cache)
+
+
+def load_data(cfg: DictConfig, hardware: Hardware, max_length: int) -> Data:
+    """The run's data tokenized (tokenize_data), in batches."""
+    d = cfg.data
+    tokenized = tokenize_data(cfg, max_length)
+    splits, names, tokenizer, encoded = tokenized.splits, tokenized.classes, tokenized.tokenizer, tokenized.encoded
     loader = partial(make_loader, pad_id=tokenizer.pad_token_id, max_length=max_length, padding=str(d.padding),
                      pool_batches=d.pool_batches, num_workers=d.num_workers,
                      pin_memory=hardware.device.type == "cuda")
@@ -171,7 +212,7 @@ def load_data(cfg: DictConfig, hardware: Hardware, max_length: int) -> Data:
         loaders = {name: TakingTurns(batches, hardware.turns) for name, batches in loaders.items()}
     log.info("data: %s train / %s valid / %s test examples, %d classes (%s)",
              *(len(encoded[s]) for s in ("train", "valid", "test")), len(names), ", ".join(names[:10]))
-    return Data(tokenizer, names, max_length, head_tokens, encoded, loaders, shown_texts(splits["test"]))
+    return Data(tokenizer, names, max_length, tokenized.head_tokens, encoded, loaders, shown_texts(splits["test"]))
 
 
 def build_model(cfg: DictConfig, family: str, data: Data, hardware: Hardware) -> nn.Module:

@@ -10,9 +10,6 @@ from __future__ import annotations
 import logging
 import netrc
 import os
-import threading
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 from urllib.parse import urlparse
@@ -20,6 +17,7 @@ from urllib.parse import urlparse
 from omegaconf import DictConfig
 
 from bertcmp.errors import TrackingError, summary
+from bertcmp.network import answers
 
 log = logging.getLogger(__name__)
 
@@ -92,23 +90,8 @@ def server_url() -> str:
 
 
 def server_answers(url: Optional[str] = None, seconds: float = SERVER_WAIT_SECONDS) -> bool:
-    """Whether the W&B server answers an HTTP request within `seconds` (any answer, an error status included:
-    the server is there). Asked from a thread, so that a name lookup that hangs is bounded too."""
-    answered: list[bool] = []
-
-    def ask() -> None:
-        try:
-            urllib.request.urlopen(url or server_url(), timeout=seconds).close()
-            answered.append(True)
-        except urllib.error.HTTPError:
-            answered.append(True)
-        except (OSError, ValueError):
-            answered.append(False)
-
-    thread = threading.Thread(target=ask, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    return bool(answered and answered[0])
+    """Whether the W&B server answers within `seconds`."""
+    return answers(url or server_url(), seconds)
 
 
 class Tracker:

@@ -118,7 +118,7 @@ def test_config_mistakes_fail_while_composing(args, message):
     (["experiment=smoke", "data.batch_size=0"], "data.batch_size=0 must be >= 1"),
     (["data.source=/no/such/imdb", "model.pretrained=null"], "data.source='/no/such/imdb' does not exist"),
     (["model.pretrained=nobody/no-such-model"],  # reported before the (unreachable) default data is tried
-     "model.pretrained='nobody/no-such-model' is neither a local directory nor reachable"),
+     "model.pretrained='nobody/no-such-model' is not in the Hugging Face cache"),
     (["experiment=smoke", "trainer.grad_accum_steps=0"], "trainer.grad_accum_steps=0 must be >= 1"),
     (["experiment=smoke", "trainer.patience=-1"], "trainer.patience=-1 must be >= 1"),
     (["experiment=smoke", "trainer.eval_every=0"], "trainer.eval_every=0 must be >= 1"),

@@ -135,7 +135,7 @@ def test_help_shows_groups_keys_and_examples(tmp_path):
     # the other cases run in-process in test_app.py; these two check what the terminal shows
     (["trainer.lrr=1e-4"], "Key 'lrr' not in 'TrainerConfig'"),  # Hydra's own short format
     (["model.pretrained=nobody/no-such-model"],  # bertcmp's one line
-     "model.pretrained='nobody/no-such-model' is neither a local directory nor reachable"),
+     "model.pretrained='nobody/no-such-model' is not in the Hugging Face cache"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, args, message):
     result = run_cli(*args, "logger.mode=disabled", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)

@@ -7,7 +7,8 @@ import pytest
 from datasets import Dataset
 
 from bertcmp.data import classes, load_splits, read_source
-from bertcmp.errors import DataError
+from bertcmp import hub
+from bertcmp.errors import DataError, NotCachedError
 from data_helpers import columns, data_cfg, glue_repo, pair_table, write_aclimdb, write_table
 
 
@@ -89,8 +90,15 @@ def test_empty_texts_are_rejected(tmp_path):
         load_splits(data_cfg(source=str(Path(write_table(tmp_path / "train.csv", cols)))))
 
 
-def test_unreachable_hub_id_says_what_to_do():
+def test_unreachable_hub_id_says_what_to_do(monkeypatch):
+    monkeypatch.setattr(hub, "is_offline", lambda: False)  # as if the Hub had been tried and not reached
     with pytest.raises(DataError, match="not a local path and could not be loaded from the Hugging Face Hub"):
+        load_splits(data_cfg(source="nobody/no-such-dataset"))
+
+
+def test_offline_a_hub_data_set_not_in_the_cache_names_the_prepare_command():
+    with pytest.raises(NotCachedError, match=r"data.source='nobody/no-such-dataset' is not in the Hugging Face cache"
+                                             r".* python -m bertcmp.prepare data.source=nobody/no-such-dataset"):
         load_splits(data_cfg(source="nobody/no-such-dataset"))
 
 

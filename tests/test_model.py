@@ -6,7 +6,8 @@ from omegaconf import OmegaConf
 from transformers import AutoTokenizer
 
 from bertcmp.config import ModelConfig
-from bertcmp.errors import ConfigError, ModelError
+from bertcmp import hub
+from bertcmp.errors import ConfigError, ModelError, NotCachedError
 from bertcmp.synthetic import make_reviews
 from bertcmp.model import SequenceClassifier, build_classifier, describe_encoder, make_tokenizer, train_tokenizer
 
@@ -101,12 +102,20 @@ def test_saved_model_loads_through_model_pretrained(request, family, reviews):
     assert model(batch["input_ids"], batch["attention_mask"]).shape == (2, 2)
 
 
-def test_unreachable_hub_id_points_to_a_local_dir():
+def test_unreachable_hub_id_points_to_a_local_dir(monkeypatch):
+    monkeypatch.setattr(hub, "is_offline", lambda: False)  # as if the Hub had been tried and not reached
     cfg = model_cfg(name="bert", pretrained="bert-base-uncased")
     with pytest.raises(ModelError, match=r"neither a local directory nor reachable.*model.pretrained=/local/dir"):
         make_tokenizer(cfg, [])
     with pytest.raises(ModelError, match="experiment=smoke"):
         build_classifier(cfg, None, TWO)
+
+
+def test_offline_a_hub_id_not_in_the_cache_names_the_prepare_command():
+    cfg = model_cfg(name="bert", pretrained="nobody/no-such-model")  # HF_HUB_OFFLINE=1 (conftest), an empty cache
+    with pytest.raises(NotCachedError, match=r"model.pretrained='nobody/no-such-model' is not in the Hugging Face "
+                                             r"cache .* python -m bertcmp.prepare model.pretrained=nobody/no-such-model"):
+        make_tokenizer(cfg, [])
 
 
 def test_directory_without_a_model_is_named(tmp_path):

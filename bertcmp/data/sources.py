@@ -15,6 +15,7 @@ from typing import Any, Optional, Sequence
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Json, Value, load_dataset
 
+from bertcmp import hub
 from bertcmp.data.labels import empty_rows, is_unlabelled, label_classes, _label_value
 from bertcmp.errors import DataError, summary
 
@@ -174,6 +175,8 @@ def _load(path: str, shown: str, config: Optional[str] = None, **kwargs: Any) ->
                             f"one of them ({summary(err)}); set data.config, e.g. sst2 for GLUE") from err
         if Path(path).exists():
             raise DataError(f"data.source={shown!r} could not be read ({summary(err)})") from err
+        if hub.is_offline():
+            raise hub.not_cached("data.source", shown) from err
         raise DataError(f"data.source={shown!r} is not a local path and could not be loaded from the Hugging Face "
                         f"Hub ({summary(err)}); give a local directory or files, e.g. data.source=/path/to/imdb, "
                         "or run offline with data=synthetic") from err

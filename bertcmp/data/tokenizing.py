@@ -68,12 +68,11 @@ def tokenize_splits(splits: DatasetDict, tokenizer: Any, max_length: int, cache_
     truncation = str(truncation)
     if truncation == "head_tail":
         _check_head_tokens(head_tokens, max_length, _specials(_plain_backend(tokenizer)))
-    key = _cache_key(splits, tokenizer, max_length, truncation, head_tokens)
-    root = Path(cache_dir).expanduser() / "tokenized"
+    entry = cache_entry(splits, tokenizer, max_length, cache_dir, truncation, head_tokens)
+    root = entry.parent
     root.mkdir(parents=True, exist_ok=True)
-    entry = root / key
     _remove_leftovers(root)
-    with FileLock(str(root / f"{key}.lock")):
+    with FileLock(str(root / f"{entry.name}.lock")):
         cached = _read_cache(entry)
         if cached is not None:
             log.info("tokenized data: cache hit %s", entry)
@@ -84,6 +83,19 @@ def tokenize_splits(splits: DatasetDict, tokenizer: Any, max_length: int, cache_
         encoded["test"].n_tokens = full_lengths(column(splits["test"], "text"), tokenizer, _pairs(splits["test"]))
         _write_cache(entry, encoded)
         return encoded
+
+
+def cache_entry(splits: DatasetDict, tokenizer: Any, max_length: int, cache_dir: str | Path, truncation: str = "head",
+                head_tokens: int = 128) -> Path:
+    """Where tokenize_splits keeps these splits tokenized so: the folder exists once they are (bertcmp.prepare
+    reports it)."""
+    truncation = str(truncation)
+    return Path(cache_dir).expanduser() / "tokenized" / _cache_key(splits, tokenizer, max_length, truncation,
+                                                                   head_tokens)
+
+
+def is_cached(entry: Path) -> bool:
+    return (entry / _META).is_file()
 
 
 def _check_head_tokens(head_tokens: int, max_length: int, specials: int) -> None:
@@ -275,7 +287,7 @@ def _write_cache(entry: Path, encoded: dict[str, Encoded]) -> None:
 def _read_cache(entry: Path) -> Optional[dict[str, Encoded]]:
     """The entry's splits, or None when there is no entry or it is damaged (then it is removed, with a warning
     naming it and its bad file, and built again)."""
-    if not (entry / _META).is_file():
+    if not is_cached(entry):
         return None
     try:
         meta = json.loads((entry / _META).read_text())
