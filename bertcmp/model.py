@@ -285,7 +285,7 @@ def _unreachable(pretrained: str, err: Exception) -> BertcmpError:
         return ModelError(f"model.pretrained={pretrained!r} is a directory but not a saved model "
                           f"({summary(err)}); it needs config.json, "
                           "the weights and tokenizer files as save_pretrained writes them")
-    if hub.is_offline():
+    if hub.is_offline() and hub.is_hub_id(pretrained):
         return hub.not_cached("model.pretrained", pretrained)
     return ModelError(f"model.pretrained={pretrained!r} is neither a local directory nor reachable on the "
                       "Hugging Face Hub; download it and pass model.pretrained=/local/dir, "

@@ -26,7 +26,8 @@ from huggingface_hub import constants
 from omegaconf import DictConfig, OmegaConf
 
 from bertcmp import hub
-from bertcmp.errors import BertcmpError, ConfigError, ModelError, is_disk_full, summary
+from bertcmp.errors import BertcmpError, ConfigError, DataError, ModelError, is_disk_full, summary
+from bertcmp.network import answers
 
 log = logging.getLogger("bertcmp")
 
@@ -40,6 +41,7 @@ PYTORCH_WEIGHTS = ["pytorch_model*.bin", "pytorch_model.bin.index.json"]  # for 
 _NOT_READING = {"max_length", "truncation", "head_tokens", "padding", "pool_batches", "batch_size", "eval_batch_size",
                 "num_workers", "metric"}
 OFFLINE = "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1"
+PROBE_SECONDS = 10.0  # how long prepare waits for the Hub's first answer
 
 
 @dataclass
@@ -79,14 +81,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: run the same command again; downloads resume where they stopped, and what was "
-              "tokenized is kept", file=sys.stderr)
+        print("interrupted: run the same command again; what was fetched and tokenized is kept", file=sys.stderr)
         return 130
     except Exception as err:
         if not is_disk_full(err):
             raise
         print(f"error: no space left on the disk of a cache ({summary(err)}): free some or set HF_HOME / "
-              "BERTCMP_CACHE_DIR elsewhere, then run the same command again (downloads resume)", file=sys.stderr)
+              "BERTCMP_CACHE_DIR elsewhere, then run the same command again", file=sys.stderr)
         return 2
     written = sum(_size(c) for c in caches) - before
     print(report(rows, cost_table(plan, prepared), args, caches, written))
@@ -162,13 +163,16 @@ def tokenization_key(cfg: DictConfig) -> str:
 
 
 def fetch_models(plan: Plan) -> list[Row]:
-    """Each pretrained model of the grid: a Hub id is checked (there, allowed) for all before any download, then
-    its loading files are downloaded (resumed where an earlier try stopped); a local directory is read as a run
+    """Each pretrained model of the grid: every Hub id, of models and data sets, is checked (there, allowed) before
+    any download, then a model's loading files are downloaded (resumed where an earlier try stopped); a local directory is read as a run
     reads it."""
     from bertcmp.model import describe_encoder
 
     hub_ids = [name for name in plan.models if name and hub.is_hub_id(name)]
+    require_hub([*hub_ids, *hub_data_sets(plan)])
     files = {name: files_to_fetch(name) for name in hub_ids}
+    for source in hub_data_sets(plan):
+        repo_info("dataset", "data.source", source)
     check_space(sum(size for listed in files.values() for _, size in listed))
     rows = []
     for name, cfg in plan.models.items():
@@ -187,26 +191,51 @@ def files_to_fetch(repo_id: str) -> list[tuple[str, int]]:
     """The repository's files that loading reads, with their sizes; one line when it is not there or not allowed."""
     from fnmatch import fnmatch
 
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
-
-    try:
-        info = HfApi().model_info(repo_id, files_metadata=True)
-    except GatedRepoError:
-        raise ModelError(f"model.pretrained={repo_id!r} is gated: accept its terms on its page on the Hub, then log "
-                         "in (`hf auth login`, or HF_TOKEN) and run prepare again") from None
-    except RepositoryNotFoundError:
-        raise ModelError(f"model.pretrained={repo_id!r} is not a model on the Hub ({hub.endpoint()}), or it is private "
-                         "and no token with access was given (`hf auth login`, or HF_TOKEN)") from None
-    except (HfHubHTTPError, OSError) as err:
-        raise ModelError(f"model.pretrained={repo_id!r}: the Hub ({hub.endpoint()}) could not be asked "
-                         f"({summary(err)}); run prepare where it can be reached (a login node)") from None
+    info = repo_info("model", "model.pretrained", repo_id)
     siblings = {s.rfilename: s.size or 0 for s in info.siblings or []}
     patterns = MODEL_FILES if any(f.endswith(".safetensors") for f in siblings) else MODEL_FILES + PYTORCH_WEIGHTS
     wanted = [(f, size) for f, size in siblings.items() if any(fnmatch(f, p) for p in patterns)]
     if "config.json" not in siblings:
         raise ModelError(f"model.pretrained={repo_id!r} has no config.json: it is not a transformers model")
     return wanted
+
+
+def hub_data_sets(plan: Plan) -> list[str]:
+    return list(dict.fromkeys(str(cfg.data.source) for _, cfg in plan.jobs if data_cache(cfg.data)))
+
+
+def require_hub(hub_ids: Sequence[str]) -> None:
+    """Prepare fetches: with Hub ids in the grid, the Hub must be used and answer (one brief probe, not every
+    request's retries)."""
+    if not hub_ids:
+        return
+    if hub.is_offline():
+        raise BertcmpError(f"HF_HUB_OFFLINE is set, so the Hub is not asked for {', '.join(hub_ids)}: run prepare "
+                           "without it, where the Hub can be reached (a login node)")
+    if not answers(hub.endpoint(), PROBE_SECONDS):
+        raise BertcmpError(f"the Hugging Face Hub ({hub.endpoint()}) did not answer within {PROBE_SECONDS:g} s, and "
+                           f"prepare fetches {', '.join(hub_ids)} from it: run it where the Hub can be reached (a "
+                           "login node), or set HF_ENDPOINT to a mirror")
+
+
+def repo_info(kind: str, key: str, repo_id: str):
+    """The Hub's record of a model or data set repository (files and sizes); one line when it is not there, not
+    allowed, or the Hub cannot be asked."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    error = ModelError if kind == "model" else DataError
+    try:
+        return HfApi().repo_info(repo_id, repo_type=kind, files_metadata=True)
+    except GatedRepoError:
+        raise error(f"{key}={repo_id!r} is gated: accept its terms on its page on the Hub, then log in "
+                    "(`hf auth login`, or HF_TOKEN) and run prepare again") from None
+    except RepositoryNotFoundError:
+        raise error(f"{key}={repo_id!r} is not a {kind} on the Hub ({hub.endpoint()}), or it is private and no token "
+                    "with access was given (`hf auth login`, or HF_TOKEN)") from None
+    except Exception as err:  # huggingface_hub's HTTP errors, and its HTTP client's for a connection that failed
+        raise error(f"{key}={repo_id!r}: the Hub ({hub.endpoint()}) could not be asked ({summary(err)}); run prepare "
+                    "where it can be reached (a login node)") from None
 
 
 def check_space(needed: int) -> None:
@@ -219,11 +248,30 @@ def check_space(needed: int) -> None:
 
 
 def download(repo_id: str, files: list[str]) -> Row:
+    """The repository's `files` into the Hugging Face cache. huggingface_hub writes each file under a name of its own
+    process and renames it into place: a download that was killed is started again, not resumed, and its partial file
+    (`blobs/*.incomplete`) is left behind; those untouched for 10 minutes are removed here first."""
     from huggingface_hub import snapshot_download, try_to_load_from_cache
 
+    remove_abandoned(Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}" / "blobs")
     before = all(isinstance(try_to_load_from_cache(repo_id, f), str) for f in files)
     path = Path(snapshot_download(repo_id, allow_patterns=files))
     return Row(f"model {repo_id}", str(path), _size(path), "already there" if before else "fetched")
+
+
+ABANDONED_AFTER_S = 600  # a partial download not written to for this long belongs to a process that is gone
+
+
+def remove_abandoned(blobs: Path) -> None:
+    now = time.time()
+    for partial in blobs.glob("*.incomplete"):
+        try:
+            stat = partial.stat()
+            if now - stat.st_mtime > ABANDONED_AFTER_S:
+                partial.unlink()
+                log.info("removed %s (%s), left by a download that was killed", partial, _human(stat.st_size))
+        except FileNotFoundError:  # its download ended meanwhile
+            continue
 
 
 def _short(model: str) -> str:

@@ -21,6 +21,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterable, Optional
@@ -33,10 +34,11 @@ KINDS = {"models": "models", "datasets": "datasets", "model": "models", "dataset
 class HubServer:
     """The stand-in on 127.0.0.1 (a free port), in a thread of this process; `requests` counts what it answered."""
 
-    def __init__(self, root: Path, private: Iterable[str] = ()):
+    def __init__(self, root: Path, private: Iterable[str] = (), rate: Optional[int] = None):
         self.root = Path(root)
         self.private = set(private)  # "<kind>/<owner>/<name>" needing TOKEN
-        self.requests: list[str] = []
+        self.rate = rate  # bytes per second of a file's contents (None: as fast as it goes), to interrupt a download
+        self.requests: list[str] = []  # "<method> <path>", and " <Range header>" where one was sent
         handler = type("Handler", (_Handler,), {"hub": self})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -90,7 +92,8 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------ routing
 
     def _answer(self, body: bool) -> None:
-        self.hub.requests.append(f"{self.command} {self.path}")
+        ranged = f" {self.headers['Range']}" if self.headers.get("Range") else ""
+        self.hub.requests.append(f"{self.command} {self.path}{ranged}")
         url = urlparse(self.path)
         path, query = unquote(url.path), parse_qs(url.query)
         api = re.fullmatch(r"/api/(models|datasets)/([^/]+/[^/]+)(?:/(revision|tree|paths-info)/([^/]+)(?:/(.*))?)?",
@@ -124,7 +127,8 @@ class _Handler(BaseHTTPRequestHandler):
         if verb in (None, "revision"):
             info = {"id": repo_id, "_id": repo_id, "sha": sha, "private": f"{kind}/{repo_id}" in self.hub.private,
                     "gated": False, "disabled": False, "tags": [], "lastModified": "2026-01-01T00:00:00.000Z",
-                    "siblings": [{"rfilename": str(p.relative_to(repo))} for p in _files(repo)],
+                    "siblings": [{"rfilename": str(p.relative_to(repo)), "size": p.stat().st_size, "blobId": _oid(p)}
+                                 for p in _files(repo)],
                     "cardData": {}}
             return self._json(info, body)
         if verb == "tree":
@@ -173,7 +177,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
         if body:
-            self.wfile.write(data[start:end])
+            self._send(data[start:end])
+
+    def _send(self, data: bytes) -> None:
+        if not self.hub.rate:
+            self.wfile.write(data)
+            return
+        step = max(self.hub.rate // 20, 1)
+        for offset in range(0, len(data), step):
+            self.wfile.write(data[offset:offset + step])
+            self.wfile.flush()
+            time.sleep(0.05)
 
     def _json(self, content, body: bool) -> None:
         data = json.dumps(content).encode()

@@ -5,6 +5,7 @@ The downloads run against tests/hub_server.py, a stand-in for the Hub on this ma
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -60,6 +62,13 @@ def test_a_grid_that_does_not_compose_is_one_line_before_anything_is_fetched(arg
     assert err.count("\n") == 1 and "Config search path" not in err
 
 
+def test_hub_ids_without_the_hub_are_one_line_naming_them(capsys):
+    assert prepare.main(["model=bert,modernbert", "data=imdb"]) == 2  # HF_HUB_OFFLINE=1 (conftest)
+    assert capsys.readouterr().err == (
+        "error: HF_HUB_OFFLINE is set, so the Hub is not asked for bert-base-uncased, answerdotai/ModernBERT-base, "
+        "stanfordnlp/imdb: run prepare without it, where the Hub can be reached (a login node)\n")
+
+
 def test_models_bigger_than_the_free_disk_are_refused_before_any_download(monkeypatch, tmp_path):
     from huggingface_hub import constants
 
@@ -68,6 +77,20 @@ def test_models_bigger_than_the_free_disk_are_refused_before_any_download(monkey
     with pytest.raises(BertcmpError, match=r"the models need 2.0 GB and the disk of the Hugging Face cache \(.*hub\) "
                                            r"has 1.0 MB free: free some, or set HF_HOME to a larger disk"):
         prepare.check_space(2 * 10**9)
+
+
+def test_a_disk_that_fills_while_downloading_is_one_line(monkeypatch, capsys):
+    monkeypatch.setattr(prepare, "require_hub", lambda hub_ids: None)  # as if it answered
+    monkeypatch.setattr(prepare, "files_to_fetch", lambda repo_id: [("config.json", 100)])
+
+    def fill(repo_id, files):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(prepare, "download", fill)
+    assert prepare.main(["experiment=smoke", "model=auto", "model.pretrained=org/model"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: no space left on the disk of a cache (OSError: [Errno 28] No space left on device): free "
+                   "some or set HF_HOME / BERTCMP_CACHE_DIR elsewhere, then run the same command again\n")
 
 
 def test_sizes_and_counts_read_as_people_write_them():
@@ -207,11 +230,14 @@ def test_a_run_whose_hub_never_answers_goes_on_offline_from_the_cache_after_one_
 def test_what_the_hub_does_not_have_or_refuses_is_one_line_and_nothing_is_fetched(standin, tmp_path):
     env = hub_env(tmp_path, standin.url)
     base = ["model=auto", "data=imdb", "trainer.epochs=1"]
-    for pretrained, message in [
-            ("tiny-org/no-such-model", "model.pretrained='tiny-org/no-such-model' is not a model on the Hub"),
-            ("tiny-org/private-bert", "or it is private and no token with access was given (`hf auth login`, or "
-                                      "HF_TOKEN)")]:
-        result = run_prepare(*base, f"model.pretrained=tiny-org/tiny-bert,{pretrained}", cwd=tmp_path, env=env)
+    for overrides, message in [
+            (["model.pretrained=tiny-org/tiny-bert,tiny-org/no-such-model"],
+             "model.pretrained='tiny-org/no-such-model' is not a model on the Hub"),
+            (["model.pretrained=tiny-org/tiny-bert,tiny-org/private-bert"],
+             "or it is private and no token with access was given (`hf auth login`, or HF_TOKEN)"),
+            (["model.pretrained=tiny-org/tiny-bert", "data.source=stanfordnlp/no-such-data"],
+             "data.source='stanfordnlp/no-such-data' is not a dataset on the Hub")]:
+        result = run_prepare(*base, *overrides, cwd=tmp_path, env=env)
         assert result.returncode == 2
         assert message in result.stderr and "Traceback" not in result.stderr
         assert not list((tmp_path / "hf").glob("hub/models--*/blobs/*"))  # checked before any download
@@ -219,6 +245,50 @@ def test_what_the_hub_does_not_have_or_refuses_is_one_line_and_nothing_is_fetche
                              env={**env, "HF_TOKEN": TOKEN})
     assert with_token.returncode == 0, with_token.stderr
     assert re.search(r"model tiny-org/private-bert .* fetched ", with_token.stdout)
+
+
+@pytest.mark.slow
+def test_a_download_killed_midway_is_fetched_whole_when_run_again_and_its_partial_file_removed(standin, tmp_path):
+    root = tmp_path / "slow-hub"
+    big = shutil.copytree(standin.root / "models" / "tiny-org" / "tiny-bert", root / "models" / "tiny-org" / "big-bert")
+    # matched by *.safetensors: fetched. huggingface_hub writes what arrives 10 MiB at a time: 16 MB at 4 MB/s leaves
+    # 1.4 s to find the first 10 MiB written and kill the download before it ends
+    (big / "extra.safetensors").write_bytes(os.urandom(16_000_000))
+    server = HubServer(root, rate=4_000_000).start()
+    env = hub_env(tmp_path, server.url)
+    args = ["experiment=smoke", "model=auto", "model.pretrained=tiny-org/big-bert"]
+    blobs = tmp_path / "hf" / "hub" / "models--tiny-org--big-bert" / "blobs"
+    try:
+        first = subprocess.Popen([sys.executable, "-m", "bertcmp.prepare", *args], cwd=tmp_path,
+                                 env={k: v for k, v in {**os.environ, **env}.items() if v is not None},
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while not any(size >= 10 * 2**20 for size in partial_sizes(blobs)):
+            assert first.poll() is None, "prepare ended before the download could be killed"
+            time.sleep(0.02)
+        first.kill()  # as a dropped login session would
+        first.wait()
+        partials = list(blobs.glob("*.incomplete"))  # the big file's, and any small one cut with it
+        for partial in partials:  # run again an hour later
+            os.utime(partial, (partial.stat().st_atime - 3600, partial.stat().st_mtime - 3600))
+        second = run_prepare(*args, cwd=tmp_path, env=env)
+    finally:
+        server.stop()
+    assert second.returncode == 0, second.stderr
+    assert re.search(r"model tiny-org/big-bert .* fetched  ", second.stdout)
+    assert all(f"removed {partial} (" in second.stderr and not partial.exists() for partial in partials)
+    snapshot = next((tmp_path / "hf" / "hub" / "models--tiny-org--big-bert" / "snapshots").iterdir())
+    assert (snapshot / "extra.safetensors").read_bytes() == (big / "extra.safetensors").read_bytes()
+    assert not list(blobs.glob("*.incomplete"))
+
+
+def partial_sizes(blobs: Path) -> list[int]:
+    sizes = []
+    for partial in blobs.glob("*.incomplete"):
+        try:
+            sizes.append(partial.stat().st_size)
+        except FileNotFoundError:  # renamed into place meanwhile
+            continue
+    return sizes
 
 
 @pytest.mark.slow

@@ -175,7 +175,7 @@ def _load(path: str, shown: str, config: Optional[str] = None, **kwargs: Any) ->
                             f"one of them ({summary(err)}); set data.config, e.g. sst2 for GLUE") from err
         if Path(path).exists():
             raise DataError(f"data.source={shown!r} could not be read ({summary(err)})") from err
-        if hub.is_offline():
+        if hub.is_offline() and hub.is_hub_id(path):
             raise hub.not_cached("data.source", shown) from err
         raise DataError(f"data.source={shown!r} is not a local path and could not be loaded from the Hugging Face "
                         f"Hub ({summary(err)}); give a local directory or files, e.g. data.source=/path/to/imdb, "
