@@ -2,8 +2,8 @@
 
 huggingface_hub, transformers and datasets talk to `HF_ENDPOINT`; this answers the part of the Hub's HTTP API they
 use to download a public or private repository: repository info, file listings (`tree`, `paths-info`) and files
-(`resolve`), with the Hub's headers (X-Repo-Commit, ETag, the X-Error-Code of a missing repository or file) and its
-401 for a private repository asked without a token.
+(`resolve`), with the Hub's headers (X-Repo-Commit, ETag, the X-Error-Code of a missing repository or file), its
+401 for a private repository asked without a token and its 403 for a gated one.
 
     <root>/models/<owner>/<name>/...      a model repository's files, as `save_pretrained` writes them
     <root>/datasets/<owner>/<name>/...    a dataset repository's files (a README with a configs block, parquet)
@@ -34,9 +34,10 @@ KINDS = {"models": "models", "datasets": "datasets", "model": "models", "dataset
 class HubServer:
     """The stand-in on 127.0.0.1 (a free port), in a thread of this process; `requests` counts what it answered."""
 
-    def __init__(self, root: Path, private: Iterable[str] = (), rate: Optional[int] = None):
+    def __init__(self, root: Path, private: Iterable[str] = (), gated: Iterable[str] = (), rate: Optional[int] = None):
         self.root = Path(root)
         self.private = set(private)  # "<kind>/<owner>/<name>" needing TOKEN
+        self.gated = set(gated)      # "<kind>/<owner>/<name>" whose terms the token's owner has not accepted
         self.rate = rate  # bytes per second of a file's contents (None: as fast as it goes), to interrupt a download
         self.requests: list[str] = []  # "<method> <path>", and " <Range header>" where one was sent
         handler = type("Handler", (_Handler,), {"hub": self})
@@ -115,6 +116,9 @@ class _Handler(BaseHTTPRequestHandler):
         authorised = self.headers.get("Authorization") == f"Bearer {TOKEN}"
         if not repo.is_dir() or (private and not authorised):
             self._error(401, "RepoNotFound", "Repository not found", body)
+            return None
+        if f"{KINDS[kind]}/{repo_id}" in self.hub.gated:
+            self._error(403, "GatedRepo", "Access to this model is restricted: accept its terms", body)
             return None
         return repo
 

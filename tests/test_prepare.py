@@ -104,13 +104,15 @@ def test_sizes_and_counts_read_as_people_write_them():
 
 @pytest.fixture(scope="module")
 def standin(tmp_path_factory, reviews):
-    """The stand-in Hub: two tiny checkpoints (BERT, ModernBERT), a private one, and a tiny IMDB in its layout."""
+    """The stand-in Hub: two tiny checkpoints (BERT, ModernBERT), a private and a gated one, and a tiny IMDB in its
+    layout."""
     root = tmp_path_factory.mktemp("hub")
     for family in ("bert", "modernbert"):
         save_tiny_pretrained(family, root / "models" / "tiny-org" / f"tiny-{family}", reviews["text"])
-    shutil.copytree(root / "models" / "tiny-org" / "tiny-bert", root / "models" / "tiny-org" / "private-bert")
+    for copy in ("private-bert", "gated-bert"):
+        shutil.copytree(root / "models" / "tiny-org" / "tiny-bert", root / "models" / "tiny-org" / copy)
     write_hub_data("imdb", root / "datasets" / "stanfordnlp", n=120)
-    server = HubServer(root, private=["models/tiny-org/private-bert"]).start()
+    server = HubServer(root, private=["models/tiny-org/private-bert"], gated=["models/tiny-org/gated-bert"]).start()
     yield server
     server.stop()
 
@@ -133,7 +135,8 @@ GRID = ["model=auto", "model.pretrained=tiny-org/tiny-bert,tiny-org/tiny-modernb
 
 @pytest.mark.slow
 def test_prepare_fetches_once_and_the_sweep_runs_from_the_cache_alone_to_the_same_numbers(standin, tmp_path):
-    env = hub_env(tmp_path, standin.url)
+    server = HubServer(standin.root).start()  # its own, to be stopped
+    env = hub_env(tmp_path, server.url)
     prepared = run_prepare(*GRID, cwd=tmp_path, env=env)
     assert prepared.returncode == 0, prepared.stderr
     out = prepared.stdout
@@ -144,37 +147,44 @@ def test_prepare_fetches_once_and_the_sweep_runs_from_the_cache_alone_to_the_sam
     assert "in all: 4 runs," in out
     command = f"HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 python -m bertcmp -m {' '.join(GRID)}"
     assert command in out
-    downloaded = [r for r in standin.requests if "/resolve/" in r and r.startswith("GET")]
+    downloaded = [r for r in server.requests if "/resolve/" in r and r.startswith("GET")]
     assert not any(name in r for r in downloaded for name in ("pytorch_model", ".onnx", ".msgpack"))
 
     again = run_prepare(*GRID, cwd=tmp_path, env=env)  # nothing left to do
     assert again.returncode == 0
     assert not re.search(r" (fetched|tokenized)  ", again.stdout) and again.stdout.count(" already there ") == 5
 
-    asked = len(standin.requests)  # the compute node: offline, as the printed command says
-    sweep = run_cli("-m", *GRID, "logger.mode=disabled", f"hydra.sweep.dir={tmp_path / 'offline'}", cwd=tmp_path,
-                    env={**env, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
-    log = sweep.stdout + sweep.stderr
-    assert sweep.returncode == 0, log[-3000:]
+    server.stop()  # the compute node: no Hub, offline as the printed command says
+    offline = run_cli("-m", *GRID, "logger.mode=disabled", f"hydra.sweep.dir={tmp_path / 'offline'}", cwd=tmp_path,
+                      env={**env, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    log = offline.stdout + offline.stderr
+    assert offline.returncode == 0, log[-3000:]
     assert "tokenizing" not in log and log.count("tokenized data: cache hit") == 4
-    assert len(standin.requests) == asked  # from the cache alone
 
-    # the same runs from local copies of the same files, without prepare, in a cache of their own
+    # the same runs from local copies of the same files: prepared (offline here), and without prepare
     local = tmp_path / "local"
     shutil.copytree(standin.root / "datasets" / "stanfordnlp" / "imdb", local / "imdb")
     models = ",".join(str(shutil.copytree(standin.root / "models" / "tiny-org" / f"tiny-{f}", local / f"tiny-{f}"))
                       for f in ("bert", "modernbert"))
     grid = [a if not a.startswith("model.pretrained=") else f"model.pretrained={models}" for a in GRID]
-    plain = run_cli("-m", *grid, f"data.source={local / 'imdb'}", "logger.mode=disabled",
-                    f"hydra.sweep.dir={tmp_path / 'plain'}", cwd=tmp_path,
+    grid += [f"data.source={local / 'imdb'}", "logger.mode=disabled"]
+    local_env = {"BERTCMP_CACHE_DIR": str(tmp_path / "cache-local"), "HF_HOME": str(tmp_path / "hf-local")}
+    prepared = run_prepare(*grid, cwd=tmp_path, env=local_env)
+    assert prepared.returncode == 0, prepared.stderr
+    assert len(re.findall(r"tokenized for .* tokenized  ", prepared.stdout)) == 2
+    assert len(re.findall(r"^tokenizing ", prepared.stderr, re.MULTILINE)) == 2  # each combination once
+    local_sweep = run_cli("-m", *grid, f"hydra.sweep.dir={tmp_path / 'local-sweep'}", cwd=tmp_path, env=local_env)
+    log = local_sweep.stdout + local_sweep.stderr
+    assert local_sweep.returncode == 0, log[-3000:]
+    assert "tokenizing" not in log and log.count("tokenized data: cache hit") == 4
+    plain = run_cli("-m", *grid, f"hydra.sweep.dir={tmp_path / 'plain'}", cwd=tmp_path,
                     env={"BERTCMP_CACHE_DIR": str(tmp_path / "cache-plain"), "HF_HOME": str(tmp_path / "hf-plain")})
     assert plain.returncode == 0, (plain.stdout + plain.stderr)[-3000:]
     assert "tokenizing" in plain.stdout + plain.stderr
-    offline_runs = sorted((tmp_path / "offline").glob("*/test_predictions.csv"))
-    plain_runs = sorted((tmp_path / "plain").glob("*/test_predictions.csv"))
-    assert len(offline_runs) == len(plain_runs) == 4
-    for a, b in zip(offline_runs, plain_runs):
-        assert a.read_bytes() == b.read_bytes(), (a, b)
+    sweeps = [sorted((tmp_path / name).glob("*/test_predictions.csv")) for name in ("offline", "local-sweep", "plain")]
+    assert [len(runs) for runs in sweeps] == [4, 4, 4]
+    for offline_run, local_run, plain_run in zip(*sweeps):
+        assert offline_run.read_bytes() == local_run.read_bytes() == plain_run.read_bytes(), plain_run
 
 
 class SilentServer:
@@ -235,6 +245,8 @@ def test_what_the_hub_does_not_have_or_refuses_is_one_line_and_nothing_is_fetche
              "model.pretrained='tiny-org/no-such-model' is not a model on the Hub"),
             (["model.pretrained=tiny-org/tiny-bert,tiny-org/private-bert"],
              "or it is private and no token with access was given (`hf auth login`, or HF_TOKEN)"),
+            (["model.pretrained=tiny-org/tiny-bert,tiny-org/gated-bert"],
+             "model.pretrained='tiny-org/gated-bert' is gated: accept its terms on its page on the Hub, then log in"),
             (["model.pretrained=tiny-org/tiny-bert", "data.source=stanfordnlp/no-such-data"],
              "data.source='stanfordnlp/no-such-data' is not a dataset on the Hub")]:
         result = run_prepare(*base, *overrides, cwd=tmp_path, env=env)
