@@ -33,9 +33,9 @@ log = logging.getLogger("bertcmp")
 
 # What loading a model and its tokenizer reads: the config, the weights in safetensors, the tokenizer's files; not
 # other frameworks' weights, ONNX exports or training state
-MODEL_FILES = ["config.json", "*.safetensors", "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json",
-               "special_tokens_map.json", "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt",
-               "spiece.model", "sentencepiece.bpe.model"]
+MODEL_FILES = ["config.json", "*.safetensors", "model.safetensors.index.json", "tokenizer.json",
+               "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt", "vocab.json",
+               "merges.txt", "spiece.model", "sentencepiece.bpe.model"]
 PYTORCH_WEIGHTS = ["pytorch_model*.bin", "pytorch_model.bin.index.json"]  # for a checkpoint without safetensors
 # data keys that shape batches or scoring, not what is read and split: runs differing only by them share the data
 _NOT_READING = {"max_length", "truncation", "head_tokens", "padding", "pool_batches", "batch_size", "eval_batch_size",
@@ -110,6 +110,7 @@ def plan_sweep(args: Sequence[str]) -> Plan:
 
 def compose_jobs(args: Sequence[str]) -> list[tuple[list[str], DictConfig]]:
     from hydra import compose, initialize_config_dir
+    # the basic sweeper's own grid expansion (Hydra has no public one): prepare's grid is the sweep's, order included
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
@@ -164,8 +165,7 @@ def tokenization_key(cfg: DictConfig) -> str:
 
 def fetch_models(plan: Plan) -> list[Row]:
     """Each pretrained model of the grid: every Hub id, of models and data sets, is checked (there, allowed) before
-    any download, then a model's loading files are downloaded (resumed where an earlier try stopped); a local directory is read as a run
-    reads it."""
+    any download, then each model's loading files are downloaded; a local directory is read as a run reads it."""
     from bertcmp.model import describe_encoder
 
     hub_ids = [name for name in plan.models if name and hub.is_hub_id(name)]
@@ -284,6 +284,7 @@ def _short(model: str) -> str:
 
 @dataclass
 class Prepared:
+    """One tokenized copy and the runs that will train on it: what the cost is counted from."""
     runs: int
     epochs: list[int]
     train_examples: int
@@ -312,7 +313,7 @@ def tokenize_all(plan: Plan, started: float) -> tuple[list[Row], list[Prepared]]
         try:
             tokenized = tokenize_data(cfg, describe_encoder(cfg.model, cfg.data.max_length).max_length)
         except BertcmpError as err:
-            raise type(err)(f"{err} (in data={cfg.data.name} with model {model})") from None
+            raise BertcmpError(f"{err} (in data={cfg.data.name} with model {model})") from None
         if reading not in data_rows:
             sizes = " / ".join(f"{len(tokenized.splits[s]):,}" for s in ("train", "valid", "test"))
             state = ("already there" if had else "fetched") if cached else "read" if cfg.data.source else "generated"

@@ -56,8 +56,7 @@ def train_and_test(cfg: DictConfig, job: Job) -> float:
     score on that metric."""
     validate(cfg)  # before anything slow, so a bad value costs nothing
     tracking = choose_mode(str(cfg.logger.mode), job.dir)  # and can W&B be reached?
-    # and the Hub? Without it, from the cache (python -m bertcmp.prepare), without waiting on each file's retries
-    with hub.offline_unless_reachable(hub_ids(cfg)), naming_prepare(job.overrides):
+    with hub_access(cfg, job.overrides):  # and the Hub? Without it, from the cache, after one brief probe
         encoder = describe_encoder(cfg.model, cfg.data.max_length)  # and is the pretrained model there?
         job.named_by(encoder.family)
         # a GPU of its own for as long as the job runs (trainer.device=auto), however the job ends
@@ -82,12 +81,15 @@ def hub_ids(cfg: DictConfig) -> list[str]:
 
 
 @contextlib.contextmanager
-def naming_prepare(overrides: Sequence[str]) -> Iterator[None]:
-    """What the cache lacks, named with the command that fetches all this run needs (its own overrides)."""
-    try:
-        yield
-    except NotCachedError as err:
-        raise NotCachedError(err.missing, " ".join([hub.PREPARE, *overrides])) from None
+def hub_access(cfg: DictConfig, overrides: Sequence[str]) -> Iterator[None]:
+    """The run's Hub models and data: online when the Hub answers, else from the cache (what `python -m
+    bertcmp.prepare` fetched) without waiting on each file's retries; what the cache lacks is named with the prepare
+    command that fetches all this run needs (its own overrides)."""
+    with hub.offline_unless_reachable(hub_ids(cfg)):
+        try:
+            yield
+        except NotCachedError as err:
+            raise NotCachedError(err.missing, " ".join([hub.PREPARE, *overrides])) from None
 
 
 def train_on(cfg: DictConfig, job: Job, device: torch.device, max_length: int, tracking: Choice) -> dict[str, Any]:

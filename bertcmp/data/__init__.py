@@ -19,5 +19,5 @@ from bertcmp.data.batches import collate, LengthGroupedBatches, make_loader, sor
 __all__ = ["as_texts", "column", "FILE_BUILDERS", "load_files", "read_source", "reading_options", "shown_texts",
            "empty_rows", "is_unlabelled", "label_classes", "MAX_CLASSES", "NEGATIVE_LABELS", "POSITIVE_LABELS",
            "classes", "load_splits", "SPLITS", "cache_entry", "encode", "encode_pairs", "encode_texts", "Encoded",
-           "Encodings", "flatten", "full_lengths", "is_cached", "reads_type_ids", "tokenize_splits", "collate", "LengthGroupedBatches",
-           "make_loader", "sorted_batches"]
+           "Encodings", "flatten", "full_lengths", "is_cached", "reads_type_ids", "tokenize_splits", "collate",
+           "LengthGroupedBatches", "make_loader", "sorted_batches"]
