@@ -319,7 +319,7 @@ def tokenize_all(plan: Plan, started: float) -> tuple[list[Row], list[Prepared]]
             state = ("already there" if had else "fetched") if cached else "read" if cfg.data.source else "generated"
             where = cached or (Path(str(cfg.data.source)).expanduser() if state == "read" else None)
             data_rows[reading] = Row(f"data {cfg.data.name}: {sizes}, {len(tokenized.classes)} classes",
-                                     str(where or cfg.data.source or "generated"),
+                                     str(where or cfg.data.source or "-"),
                                      _size(where) if where and where.exists() else 0, state)
             rows.append(data_rows[reading])
         entry = tokenized.cache
@@ -348,11 +348,11 @@ def cost_table(plan: Plan, prepared: list[Prepared]) -> list[str]:
     the end: early stopping only lowers it), then the whole sweep."""
     lines, examples, tokens = [], 0, 0
     for p in prepared:
-        lines.append(f"  {p.data} x {p.model}: {p.runs} runs x {p.train_examples:,} examples x "
+        lines.append(f"  {p.data} x {p.model}: {_plural(p.runs, 'run')} x {p.train_examples:,} examples x "
                      f"{_epochs(p.epochs)}, {_count(p.train_tokens * max(p.epochs))} tokens per run")
         examples += sum(p.train_examples * e for e in p.epochs)
         tokens += sum(p.train_tokens * e for e in p.epochs)
-    lines.append(f"  in all: {len(plan.jobs)} runs, {_count(examples)} training examples, {_count(tokens)} training "
+    lines.append(f"  in all: {_plural(len(plan.jobs), 'run')}, {_count(examples)} training examples, {_count(tokens)} training "
                  "tokens (real tokens, before padding)")
     return lines
 
@@ -376,9 +376,13 @@ def _quoted(arg: str) -> str:
     return shlex.quote(arg)
 
 
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _epochs(epochs: list[int]) -> str:
     distinct = sorted(set(epochs))
-    return f"{distinct[0]} epochs" if len(distinct) == 1 else f"{distinct[0]}-{distinct[-1]} epochs"
+    return _plural(distinct[0], "epoch") if len(distinct) == 1 else f"{distinct[0]}-{distinct[-1]} epochs"
 
 
 def _size(path: Path) -> int:

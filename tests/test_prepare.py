@@ -93,6 +93,16 @@ def test_a_disk_that_fills_while_downloading_is_one_line(monkeypatch, capsys):
                    "some or set HF_HOME / BERTCMP_CACHE_DIR elsewhere, then run the same command again\n")
 
 
+def test_the_cost_counts_every_epoch_of_every_run():
+    plan = prepare.Plan(jobs=[([], None)] * 3)
+    prepared = [prepare.Prepared(2, [3, 3], 1000, 50_000, "imdb", "bert-base-uncased"),
+                prepare.Prepared(1, [1], 200, 4000, "sst2", "models/tiny")]
+    assert prepare.cost_table(plan, prepared) == [
+        "  imdb x bert-base-uncased: 2 runs x 1,000 examples x 3 epochs, 150.0 k tokens per run",
+        "  sst2 x models/tiny: 1 run x 200 examples x 1 epoch, 4.0 k tokens per run",
+        "  in all: 3 runs, 6.2 k training examples, 304.0 k training tokens (real tokens, before padding)"]
+
+
 def test_sizes_and_counts_read_as_people_write_them():
     assert [prepare._human(n) for n in (512, 1536, 2.5e6, 1.4e9, 3e12)] == ["512 B", "1.5 KB", "2.5 MB", "1.4 GB",
                                                                             "3000.0 GB"]
