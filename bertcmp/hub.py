@@ -27,8 +27,7 @@ _HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
 
 def is_hub_id(name: str) -> bool:
     """Whether a model.pretrained or data.source names a Hub repository (`name` or `owner/name`), not a local path."""
-    return (bool(_HUB_ID.fullmatch(name)) and not name.startswith((".", "~"))
-            and Path(name).suffix not in (".csv", ".json", ".jsonl", ".parquet") and not Path(name).exists())
+    return bool(_HUB_ID.fullmatch(name)) and not name.startswith((".", "~")) and not Path(name).expanduser().exists()
 
 
 def endpoint() -> str:

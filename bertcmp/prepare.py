@@ -166,12 +166,14 @@ def tokenization_key(cfg: DictConfig) -> str:
 def fetch_models(plan: Plan) -> list[Row]:
     """Each pretrained model of the grid: every Hub id, of models and data sets, is checked (there, allowed) before
     any download, then each model's loading files are downloaded; a local directory is read as a run reads it."""
+    from bertcmp.data import hub_source
     from bertcmp.model import describe_encoder
 
     hub_ids = [name for name in plan.models if name and hub.is_hub_id(name)]
-    require_hub([*hub_ids, *hub_data_sets(plan)])
+    data_sets = list(dict.fromkeys(source for _, cfg in plan.jobs if (source := hub_source(cfg.data))))
+    require_hub([*hub_ids, *data_sets])
     files = {name: files_to_fetch(name) for name in hub_ids}
-    for source in hub_data_sets(plan):
+    for source in data_sets:
         repo_info("dataset", "data.source", source)
     check_space(sum(size for listed in files.values() for _, size in listed))
     rows = []
@@ -198,10 +200,6 @@ def files_to_fetch(repo_id: str) -> list[tuple[str, int]]:
     if "config.json" not in siblings:
         raise ModelError(f"model.pretrained={repo_id!r} has no config.json: it is not a transformers model")
     return wanted
-
-
-def hub_data_sets(plan: Plan) -> list[str]:
-    return list(dict.fromkeys(str(cfg.data.source) for _, cfg in plan.jobs if data_cache(cfg.data)))
 
 
 def require_hub(hub_ids: Sequence[str]) -> None:
@@ -299,6 +297,7 @@ def tokenize_all(plan: Plan, started: float) -> tuple[list[Row], list[Prepared]]
     per tokenized copy."""
     from tqdm.auto import tqdm
 
+    from bertcmp.data import cache_entry
     from bertcmp.model import describe_encoder
     from bertcmp.recipe import tokenize_data
 
@@ -311,7 +310,8 @@ def tokenize_all(plan: Plan, started: float) -> tuple[list[Row], list[Prepared]]
         had = cached is not None and cached.exists()
         model = _short(cfg.model.pretrained) if cfg.model.pretrained else f"{cfg.model.name} from scratch"
         try:
-            tokenized = tokenize_data(cfg, describe_encoder(cfg.model, cfg.data.max_length).max_length)
+            max_length = describe_encoder(cfg.model, cfg.data.max_length).max_length
+            tokenized = tokenize_data(cfg, max_length)
         except BertcmpError as err:
             raise BertcmpError(f"{err} (in data={cfg.data.name} with model {model})") from None
         if reading not in data_rows:
@@ -322,8 +322,9 @@ def tokenize_all(plan: Plan, started: float) -> tuple[list[Row], list[Prepared]]
                                      str(where or cfg.data.source or "-"),
                                      _size(where) if where and where.exists() else 0, state)
             rows.append(data_rows[reading])
-        entry = tokenized.cache
-        fresh = (entry / "meta.json").stat().st_mtime >= started
+        entry = cache_entry(tokenized.splits, tokenized.tokenizer, max_length, cfg.cache_dir, cfg.data.truncation,
+                            tokenized.head_tokens)
+        fresh = entry.stat().st_mtime >= started  # renamed into place once written whole
         rows.append(Row(f"  tokenized for {model}, {tokenized.encoded['train'].lengths.max()} tokens at most",
                         str(entry), _size(entry), "tokenized" if fresh else "already there"))
         train = tokenized.encoded["train"]
@@ -334,9 +335,12 @@ def tokenize_all(plan: Plan, started: float) -> tuple[list[Row], list[Prepared]]
 
 def data_cache(d: DictConfig) -> Optional[Path]:
     """Where the Hugging Face cache keeps a Hub data set's files; None for local or generated data."""
-    if d.synthetic or not isinstance(d.source, str) or not hub.is_hub_id(d.source):
+    from bertcmp.data import hub_source
+
+    source = hub_source(d)
+    if source is None:
         return None
-    owner, _, name = d.source.rpartition("/")
+    owner, _, name = source.rpartition("/")
     return Path(constants.HF_HUB_CACHE) / "--".join(["datasets", *([owner] if owner else []), name])
 
 
@@ -361,7 +365,7 @@ def report(rows: list[Row], cost: list[str], args: Sequence[str], caches: list[P
     width = max(len(r.what) for r in rows) if rows else 0
     table = [f"{r.what:<{width}}  {_human(r.size):>9}  {r.state:<13}  {r.where}" for r in rows]
     cached = sum(r.size for r in rows if r.state not in ("local", "read"))  # in the caches, not the user's own files
-    command = " ".join(["python -m bertcmp -m", *(_quoted(a) for a in args)])
+    command = " ".join(["python -m bertcmp -m", *(shlex.quote(a) for a in args)])
     return "\n".join([
         "prepared:", *("  " + line for line in table),
         "cost:", *cost,
@@ -370,10 +374,6 @@ def report(rows: list[Row], cost: list[str], args: Sequence[str], caches: list[P
         "run it without the network (a compute node):",
         f"  {OFFLINE} {command}",
     ])
-
-
-def _quoted(arg: str) -> str:
-    return shlex.quote(arg)
 
 
 def _plural(n: int, noun: str) -> str:

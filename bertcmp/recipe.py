@@ -16,7 +16,6 @@ import resource
 import traceback
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
 
 import datasets
@@ -30,7 +29,7 @@ from transformers.utils import logging as transformers_logging
 
 from bertcmp import hub, outputs
 from bertcmp.config import CHECKPOINTING_FROM, validate
-from bertcmp.data import (Encoded, cache_entry, classes, column, load_splits, make_loader, shown_texts,
+from bertcmp.data import (Encoded, classes, column, hub_source, load_splits, make_loader, shown_texts,
                           tokenize_splits)
 from bertcmp.devices import Neighbours, device_name, job_device
 from bertcmp.errors import ConfigError, NotCachedError
@@ -76,8 +75,8 @@ def train_and_test(cfg: DictConfig, job: Job) -> float:
 
 def hub_ids(cfg: DictConfig) -> list[str]:
     """The Hub repositories this run loads: its pretrained model, its data set."""
-    named = [cfg.model.pretrained, None if cfg.data.synthetic else cfg.data.source]
-    return [name for name in named if isinstance(name, str) and hub.is_hub_id(name)]
+    model = cfg.model.pretrained if cfg.model.pretrained and hub.is_hub_id(cfg.model.pretrained) else None
+    return [name for name in (model, hub_source(cfg.data)) if name]
 
 
 @contextlib.contextmanager
@@ -179,7 +178,6 @@ class Tokenized:
     tokenizer: PreTrainedTokenizerFast
     head_tokens: int
     encoded: dict[str, Encoded]
-    cache: Path  # the tokenized data's entry in cache_dir
 
 
 def tokenize_data(cfg: DictConfig, max_length: int) -> Tokenized:
@@ -195,8 +193,7 @@ def tokenize_data(cfg: DictConfig, max_length: int) -> Tokenized:
     # Sun et al. (2019) kept 128 of BERT's 512 tokens from the start: a quarter of what each model reads
     head_tokens = d.head_tokens or max_length // 4
     encoded = tokenize_splits(splits, tokenizer, max_length, cfg.cache_dir, d.truncation, head_tokens)
-    cache = cache_entry(splits, tokenizer, max_length, cfg.cache_dir, d.truncation, head_tokens)
-    return Tokenized(splits, names, tokenizer, head_tokens, encoded, cache)
+    return Tokenized(splits, names, tokenizer, head_tokens, encoded)
 
 
 def load_data(cfg: DictConfig, hardware: Hardware, max_length: int) -> Data:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from datasets import Dataset
 
-from bertcmp.data import classes, load_splits, read_source
+from bertcmp.data import classes, hub_source, is_hub_source, load_splits, read_source
 from bertcmp import hub
 from bertcmp.errors import DataError, NotCachedError
 from data_helpers import columns, data_cfg, glue_repo, pair_table, write_aclimdb, write_table
@@ -88,6 +88,15 @@ def test_empty_texts_are_rejected(tmp_path):
     cols["text"][17] = "   "
     with pytest.raises(DataError, match="empty text.*first at row 17"):
         load_splits(data_cfg(source=str(Path(write_table(tmp_path / "train.csv", cols)))))
+
+
+@pytest.mark.parametrize("source, is_hub", [("stanfordnlp/imdb", True), ("imdb", True), ("reviews.csv", False),
+                                             ("data/train.jsonl", False), ("data/*.csv", False),
+                                             ("outputs/fixtures/imdb", False), ("../shared/data/imdb", False)])
+def test_a_hub_data_set_is_a_hub_id_not_a_data_files_name(source, is_hub):
+    assert is_hub_source(source) is is_hub
+    assert hub_source(data_cfg(source=source)) == (source if is_hub else None)
+    assert hub_source(data_cfg(source=source, synthetic="reviews")) is None
 
 
 def test_unreachable_hub_id_says_what_to_do(monkeypatch):

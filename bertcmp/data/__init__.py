@@ -9,15 +9,16 @@ A module a concern: sources (reading sources and Hub layouts), labels (labels an
 (and its cache), batches. Their public names are re-exported here, once: `from bertcmp.data import ...`.
 """
 
-from bertcmp.data.sources import as_texts, column, FILE_BUILDERS, load_files, read_source, reading_options, shown_texts
+from bertcmp.data.sources import (as_texts, column, FILE_BUILDERS, hub_source, is_hub_source, load_files, read_source,
+                                  reading_options, shown_texts)
 from bertcmp.data.labels import empty_rows, is_unlabelled, label_classes, MAX_CLASSES, NEGATIVE_LABELS, POSITIVE_LABELS
 from bertcmp.data.splits import classes, load_splits, SPLITS
 from bertcmp.data.tokenizing import (cache_entry, encode, encode_pairs, encode_texts, Encoded, Encodings, flatten,
-                                     full_lengths, is_cached, reads_type_ids, tokenize_splits)
+                                     full_lengths, reads_type_ids, tokenize_splits)
 from bertcmp.data.batches import collate, LengthGroupedBatches, make_loader, sorted_batches
 
-__all__ = ["as_texts", "column", "FILE_BUILDERS", "load_files", "read_source", "reading_options", "shown_texts",
+__all__ = ["as_texts", "column", "FILE_BUILDERS", "hub_source", "is_hub_source", "load_files", "read_source", "reading_options", "shown_texts",
            "empty_rows", "is_unlabelled", "label_classes", "MAX_CLASSES", "NEGATIVE_LABELS", "POSITIVE_LABELS",
            "classes", "load_splits", "SPLITS", "cache_entry", "encode", "encode_pairs", "encode_texts", "Encoded",
-           "Encodings", "flatten", "full_lengths", "is_cached", "reads_type_ids", "tokenize_splits", "collate",
+           "Encodings", "flatten", "full_lengths", "reads_type_ids", "tokenize_splits", "collate",
            "LengthGroupedBatches", "make_loader", "sorted_batches"]

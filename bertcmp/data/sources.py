@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Json, Value, load_dataset
+from omegaconf import DictConfig
 
 from bertcmp import hub
 from bertcmp.data.labels import empty_rows, is_unlabelled, label_classes, _label_value
@@ -47,7 +48,7 @@ def read_source(source: str | Sequence[str], text_column: str, label_column: str
             raise DataError(f"data.source={str(root)!r}: no data files in this directory (csv, jsonl, json, parquet or "
                             "arrow, or an aclImdb folder); give the directory that holds them, or the files")
         raw = _read_aclimdb(acl) if acl else _load(str(root), str(root), config, **_directory_options(root))
-    elif any(_looks_local(s) for s in sources):
+    elif not all(is_hub_source(s) for s in sources):
         raw = _read_files(sources)  # first: a source that is not there is named as such, whatever data.config says
         if config is not None:
             raise DataError(f"data.config={config!r} names a configuration of a Hub set (GLUE's sst2, ...); "
@@ -104,10 +105,16 @@ def _show(source: Any) -> str:
     return repr(source) if isinstance(source, str) else "[" + ", ".join(map(str, source)) + "]"
 
 
-def _looks_local(source: str) -> bool:
-    # a Hub id is `name` or `owner/name`: a path with more slashes is local, even one not there yet
-    return (source.startswith(("/", ".", "~")) or "*" in source or source.count("/") > 1
-            or Path(source).suffix in FILE_BUILDERS or Path(source).expanduser().exists())
+def is_hub_source(source: str) -> bool:
+    """Whether a data.source names a Hub data set: a Hub id (bertcmp.hub.is_hub_id), not a data file's name (a
+    path with more slashes, a glob or a file not there yet is local too)."""
+    return hub.is_hub_id(source) and Path(source).suffix.lower() not in FILE_BUILDERS
+
+
+def hub_source(cfg: DictConfig) -> Optional[str]:
+    """The Hub data set a data config reads, or None for local files and generated data."""
+    source = None if cfg.synthetic else cfg.source
+    return source if isinstance(source, str) and is_hub_source(source) else None
 
 
 def _holds_data(root: Path) -> bool:
@@ -175,7 +182,7 @@ def _load(path: str, shown: str, config: Optional[str] = None, **kwargs: Any) ->
                             f"one of them ({summary(err)}); set data.config, e.g. sst2 for GLUE") from err
         if Path(path).exists():
             raise DataError(f"data.source={shown!r} could not be read ({summary(err)})") from err
-        if hub.is_offline() and hub.is_hub_id(path):
+        if hub.is_offline() and is_hub_source(path):
             raise hub.not_cached("data.source", shown) from err
         raise DataError(f"data.source={shown!r} is not a local path and could not be loaded from the Hugging Face "
                         f"Hub ({summary(err)}); give a local directory or files, e.g. data.source=/path/to/imdb, "

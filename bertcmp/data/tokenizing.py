@@ -94,10 +94,6 @@ def cache_entry(splits: DatasetDict, tokenizer: Any, max_length: int, cache_dir:
                                                                    head_tokens)
 
 
-def is_cached(entry: Path) -> bool:
-    return (entry / _META).is_file()
-
-
 def _check_head_tokens(head_tokens: int, max_length: int, specials: int) -> None:
     if not 0 < head_tokens < max_length - specials:
         raise ConfigError(f"data.head_tokens={head_tokens} must be from 1 to {max_length - specials - 1}: "
@@ -287,7 +283,7 @@ def _write_cache(entry: Path, encoded: dict[str, Encoded]) -> None:
 def _read_cache(entry: Path) -> Optional[dict[str, Encoded]]:
     """The entry's splits, or None when there is no entry or it is damaged (then it is removed, with a warning
     naming it and its bad file, and built again)."""
-    if not is_cached(entry):
+    if not (entry / _META).is_file():
         return None
     try:
         meta = json.loads((entry / _META).read_text())
